@@ -1,0 +1,53 @@
+import { z } from 'zod'
+import { defineEvent } from './define.ts'
+
+// Facts about any device's MQTT traffic, recorded on the device's own stream, or on the
+// `broker` stream when no device can be named (an unknown username at CONNECT).
+
+export const RejectionReason = z.enum([
+  'invalid_json',
+  'invalid_payload',
+  'unknown_topic',
+  'foreign_topic',
+  'unknown_sensor',
+  'oversize',
+  'reserved_topic',
+  'bad_credentials'
+])
+export type RejectionReason = z.infer<typeof RejectionReason>
+
+export const MessageRejected = defineEvent('MessageRejected', 1, z.object({
+  topic: z.string(),
+  client_id: z.string(),
+  username: z.string().nullable(),
+  reason: RejectionReason,
+  detail: z.string(),
+  /** The first KiB of the payload, as UTF-8 (invalid bytes replaced). */
+  payload_excerpt: z.string(),
+  payload_bytes: z.number().int().nonnegative()
+}))
+
+export const SubscriptionRefused = defineEvent('SubscriptionRefused', 1, z.object({
+  topic: z.string(),
+  client_id: z.string(),
+  username: z.string().nullable(),
+  reason: RejectionReason,
+  detail: z.string()
+}))
+
+export const ConnectionRefused = defineEvent('ConnectionRefused', 1, z.object({
+  client_id: z.string(),
+  username: z.string().nullable(),
+  reason: RejectionReason,
+  detail: z.string()
+}))
+
+export const DeviceConnected = defineEvent('DeviceConnected', 1, z.object({
+  device_identifier: z.string(),
+  client_id: z.string()
+}))
+
+export const DeviceDisconnected = defineEvent('DeviceDisconnected', 1, z.object({
+  device_identifier: z.string(),
+  client_id: z.string()
+}))

@@ -1,0 +1,50 @@
+import type { z } from 'zod'
+import type { EventDefinition } from './define.ts'
+import * as accounts from './accounts.ts'
+import * as devices from './devices.ts'
+import * as sensors from './sensors.ts'
+
+export * from './define.ts'
+export * as accounts from './accounts.ts'
+export * as devices from './devices.ts'
+export * as sensors from './sensors.ts'
+
+/** Every event type the log may hold, by name. */
+export const eventDefinitions = {
+  UserRegistered: accounts.UserRegistered,
+  AccessTokenIssued: accounts.AccessTokenIssued,
+  AuthenticationFailed: accounts.AuthenticationFailed,
+  NetworkCreated: accounts.NetworkCreated,
+  NetworkMemberAdded: accounts.NetworkMemberAdded,
+  SensorRegistered: sensors.SensorRegistered,
+  SensorConfigurationRevised: sensors.SensorConfigurationRevised,
+  HeartbeatsReceived: sensors.HeartbeatsReceived,
+  ConfigurationAcknowledged: sensors.ConfigurationAcknowledged,
+  MeasurementsRecorded: sensors.MeasurementsRecorded,
+  LogMessagesRecorded: sensors.LogMessagesRecorded,
+  MessageRejected: devices.MessageRejected,
+  SubscriptionRefused: devices.SubscriptionRefused,
+  ConnectionRefused: devices.ConnectionRefused,
+  DeviceConnected: devices.DeviceConnected,
+  DeviceDisconnected: devices.DeviceDisconnected
+} as const satisfies Record<string, EventDefinition>
+
+type Definitions = typeof eventDefinitions
+export type EventType = keyof Definitions
+
+/** A new event, before the log gives it a position: a discriminated union over every type. */
+export type DomainEvent = {
+  [K in EventType]: { type: K, data: z.infer<Definitions[K]['schema']> }
+}[EventType]
+
+export type EventOf<K extends EventType> = Extract<DomainEvent, { type: K }>
+
+/**
+ * Upcasters turn data written with an older schema version into the current shape, keyed by
+ * `<type>@<version>`. None yet: every type is at version 1.
+ */
+export const upcasters: Record<string, (data: unknown) => unknown> = {}
+
+export function isEventType (type: string): type is EventType {
+  return Object.hasOwn(eventDefinitions, type)
+}

@@ -1,0 +1,70 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import { UserNotFound, WrongPassword } from '../errors.ts'
+import { Detail } from '../http/schemas.ts'
+import { userMetadata } from './authentication.ts'
+import { decideAccount } from './decider.ts'
+import { hashPassword, newSecret, passwordMatches, sha256 } from './secrets.ts'
+
+const Credentials = z.object({
+  username: z.string().min(1).max(200),
+  password: z.string().min(8).max(1024)
+})
+const Session = z.object({ access_token: z.string(), user_identifier: z.uuid() })
+const Network = z.object({ network_identifier: z.uuid(), network_name: z.string() })
+
+/** Users, their tokens and their networks: POST /users, POST /authentication, /networks. */
+const accountRoutes: FastifyPluginAsyncZod = async function (app) {
+  const { store, accounts } = app
+
+  app.post('/users', {
+    schema: { body: Credentials, response: { 201: Session, 400: Detail, 409: Detail } }
+  }, async (request, reply) => {
+    const { username, password } = request.body
+    const token = newSecret()
+    const userId = randomUUID()
+    const passwordHash = await hashPassword(password)
+    await store.transact(tx => tx.append(`user-${userId}`, decideAccount(
+      { type: 'RegisterUser', user_identifier: userId, username, password_hash: passwordHash, token_sha256: sha256(token) },
+      { usernameTaken: accounts.userByName(username) !== undefined }
+    ), { expectedVersion: 'no_stream', metadata: { actor: `user:${userId}`, correlation_id: String(request.id) } }))
+    return reply.code(201).send({ access_token: token, user_identifier: userId })
+  })
+
+  app.post('/authentication', {
+    schema: { body: z.object({ username: z.string(), password: z.string() }), response: { 200: Session, 401: Detail, 404: Detail } }
+  }, async request => {
+    const user = accounts.userByName(request.body.username)
+    if (user === undefined) throw new UserNotFound()
+    const metadata = { actor: `user:${user.user_id}`, correlation_id: String(request.id) }
+    if (!await passwordMatches(request.body.password, user.password_hash)) {
+      await store.append(`user-${user.user_id}`,
+        decideAccount({ type: 'RecordFailedAuthentication', user_identifier: user.user_id }, { usernameTaken: true }), { metadata })
+      throw new WrongPassword()
+    }
+    const token = newSecret()
+    await store.append(`user-${user.user_id}`,
+      decideAccount({ type: 'IssueAccessToken', user_identifier: user.user_id, token_sha256: sha256(token) }, { usernameTaken: true }), { metadata })
+    return { access_token: token, user_identifier: user.user_id }
+  })
+
+  app.post('/networks', {
+    onRequest: app.requireUser,
+    schema: { body: z.object({ network_name: z.string().min(1).max(200) }), response: { 201: Network.pick({ network_identifier: true }), 401: Detail } }
+  }, async (request, reply) => {
+    const networkId = randomUUID()
+    await store.append(`network-${networkId}`, decideAccount(
+      { type: 'CreateNetwork', network_identifier: networkId, network_name: request.body.network_name, user_identifier: request.userId },
+      { usernameTaken: false }
+    ), { expectedVersion: 'no_stream', metadata: userMetadata(request) })
+    return reply.code(201).send({ network_identifier: networkId })
+  })
+
+  app.get('/networks', {
+    onRequest: app.requireUser,
+    schema: { response: { 200: z.array(Network), 401: Detail } }
+  }, async request => accounts.networksOf(request.userId))
+}
+
+export default accountRoutes

@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto'
+import websocket from '@fastify/websocket'
+import type { FastifyInstance, FastifyError } from 'fastify'
+import fp from 'fastify-plugin'
+import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import authentication from './accounts/authentication.ts'
+import accountRoutes from './accounts/routes.ts'
+import auditRoutes from './audit/routes.ts'
+import broker from './broker/plugin.ts'
+import type { Clock } from './clock.ts'
+import type { Config } from './config.ts'
+import devices from './devices/plugin.ts'
+import { allProjections } from './projections.ts'
+import sensors from './sensors/index.ts'
+import store from './store/plugin.ts'
+
+export interface AppOptions {
+  config: Config
+  clock: Clock
+}
+
+/**
+ * The whole service as one Fastify plugin: the log, the broker, every capability and its routes.
+ * server.ts runs it; tests build it on a temporary database.
+ */
+async function app (instance: FastifyInstance, { config, clock }: AppOptions) {
+  const app = instance.withTypeProvider<ZodTypeProvider>()
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSerializerCompiler(serializerCompiler)
+
+  // Errors: one catalogue (errors.ts), one handler. 5xx details stay in the log.
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (hasZodFastifySchemaValidationErrors(error)) {
+      const detail = error.validation.map(issue => `${issue.instancePath || '(root)'} ${issue.message}`).join('; ')
+      return reply.code(400).send({ detail: `${error.validationContext}: ${detail}` })
+    }
+    const status = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
+    if (status >= 500) {
+      request.log.error({ err: error }, 'request failed')
+      return reply.code(status).send({ detail: 'internal server error' })
+    }
+    return reply.code(status).send({ detail: error.message })
+  })
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ detail: `no route ${request.method} ${request.url.split('?')[0]}` }))
+
+  await app.register(store, { databasePath: config.DATABASE_PATH, projections: allProjections, clock, maxGroup: config.GROUP_COMMIT_MAX })
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } })
+  await app.register(devices)
+  await app.register(broker)
+  await app.register(authentication)
+
+  const startedAt = clock.now() / 1000
+  app.get('/status', {
+    schema: { response: { 200: z.object({ environment: z.string(), commit_sha: z.string(), branch_name: z.string(), start_timestamp: z.number() }) } }
+  }, async () => ({ environment: config.ENVIRONMENT, commit_sha: config.COMMIT_SHA, branch_name: config.BRANCH_NAME, start_timestamp: startedAt }))
+
+  await app.register(accountRoutes)
+  await app.register(auditRoutes)
+  await app.register(sensors, { summaryIntervalSeconds: config.STREAM_SUMMARY_INTERVAL_SECONDS })
+}
+
+// Not encapsulated: server.ts and tests reach the decorators (broker, store) on the root instance.
+export default fp(app, { name: 'devicelog' })
+
+export const requestIds = { genReqId: () => randomUUID() }

@@ -1,0 +1,55 @@
+import type { Db } from '../store/database.ts'
+import type { Projection } from '../store/projection.ts'
+import { decodeRow, type EventRow } from '../store/recorded-event.ts'
+
+/** Which network each stream belongs to: members of a network may read its streams' events. */
+export const streamAccessProjection: Projection = {
+  name: 'stream_access',
+  version: 1,
+  handles: ['NetworkCreated', 'SensorRegistered', 'SensorConfigurationRevised'],
+  tables: ['stream_access'],
+  ddl: `CREATE TABLE IF NOT EXISTS stream_access (stream_id TEXT PRIMARY KEY, network_id TEXT NOT NULL) STRICT;
+    CREATE INDEX IF NOT EXISTS stream_access_by_network ON stream_access (network_id);`,
+  prepare (db) {
+    const upsert = db.prepare(`INSERT INTO stream_access (stream_id, network_id) VALUES (?, ?)
+      ON CONFLICT (stream_id) DO UPDATE SET network_id = excluded.network_id`)
+    return event => {
+      switch (event.type) {
+        case 'NetworkCreated':
+          upsert.run(event.stream_id, event.data.network_identifier)
+          break
+        case 'SensorRegistered':
+        case 'SensorConfigurationRevised':
+          upsert.run(event.stream_id, event.data.network_identifier)
+          break
+      }
+    }
+  }
+}
+
+export interface AuditFilter { after: number, limit: number, stream?: string, type?: string }
+
+/** Events the user may see: their own user stream, and every stream of their networks. */
+export function auditQueries (db: Db) {
+  const visible = `(e.stream_id = @own OR e.stream_id IN (SELECT a.stream_id FROM stream_access a
+    JOIN network_members m ON m.network_id = a.network_id WHERE m.user_id = @user))`
+  const statements = new Map<string, ReturnType<Db['prepare']>>()
+  const statementFor = (hasStream: boolean, hasType: boolean) => {
+    const key = `${hasStream}:${hasType}`
+    let statement = statements.get(key)
+    if (statement === undefined) {
+      statement = db.prepare(`SELECT e.* FROM events e WHERE e.position > @after AND ${visible}
+        ${hasStream ? 'AND e.stream_id = @stream' : ''} ${hasType ? 'AND e.type = @type' : ''}
+        ORDER BY e.position LIMIT @limit`)
+      statements.set(key, statement)
+    }
+    return statement
+  }
+  return {
+    eventsFor (userId: string, filter: AuditFilter) {
+      const rows = statementFor(filter.stream !== undefined, filter.type !== undefined)
+        .all({ own: `user-${userId}`, user: userId, ...filter }) as EventRow[]
+      return rows.map(decodeRow)
+    }
+  }
+}

@@ -1,0 +1,147 @@
+import { randomUUID } from 'node:crypto'
+import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
+import type { FastifyBaseLogger } from 'fastify'
+import type { DomainEvent, Metadata } from '../../events/index.ts'
+import { sha256 } from '../accounts/secrets.ts'
+import type { DeviceQueries } from '../devices/projections.ts'
+import type { EventStore, Transaction } from '../store/event-store.ts'
+import { DeviceMessageRefused, type ConnectedDevice, type DeviceKind, type Refusal } from './device-kind.ts'
+
+export const MAX_PAYLOAD_BYTES = 256 * 1024
+const EXCERPT_BYTES = 1024
+/**
+ * Refused messages are acknowledged (a device is never cut off for one message: Aedes closes
+ * the connection when authorizePublish fails) and then delivered here, to nobody: `$` topics
+ * match no wildcard subscription [MQTT-4.7.2-1] and devices may not subscribe to them.
+ */
+export const REFUSED_TOPIC = '$devicelog/refused'
+
+const deviceKey = Symbol('device')
+type DeviceClient = Client & { [deviceKey]?: ConnectedDevice }
+
+export interface DeviceBrokerOptions {
+  store: EventStore
+  devices: DeviceQueries
+  /** Filled by each capability's plugin (broker.registerKind); read at every message. */
+  kinds: ReadonlyMap<string, DeviceKind>
+  log: FastifyBaseLogger
+}
+
+/**
+ * The embedded broker. Every hook is a small named function; only authorizePublish runs before
+ * a QoS 1 PUBACK, so it holds its callback until the message's events are committed.
+ */
+export async function createDeviceBroker ({ store, devices, kinds: kindByName, log }: DeviceBrokerOptions): Promise<Aedes> {
+  function metadataFor (client: Client, packet?: PublishPacket): Metadata {
+    const metadata: Metadata = { actor: `mqtt:${client.id}`, correlation_id: randomUUID() }
+    if (packet !== undefined && packet.qos > 0) {
+      metadata.mqtt = { client_id: client.id, message_id: packet.messageId, payload_sha256: sha256(packet.payload as Buffer) }
+    }
+    return metadata
+  }
+
+  function rejectionEvent (client: Client, topic: string, payload: Buffer, refusal: Refusal): DomainEvent {
+    return {
+      type: 'MessageRejected',
+      data: {
+        topic,
+        client_id: client.id,
+        username: (client as DeviceClient)[deviceKey]?.id ?? null,
+        reason: refusal.reason,
+        detail: refusal.detail,
+        payload_excerpt: payload.subarray(0, EXCERPT_BYTES).toString('utf8'),
+        payload_bytes: payload.length
+      }
+    }
+  }
+
+  function authenticate (client: Client, username: string | undefined, password: Buffer | undefined, done: (error: AuthenticateError | null, success: boolean | null) => void) {
+    const credentials = username === undefined ? undefined : devices.credentials(username)
+    if (credentials !== undefined && password !== undefined && sha256(password) === credentials.password_sha256) {
+      (client as DeviceClient)[deviceKey] = {
+        kind: credentials.kind, id: credentials.device_id, streamId: credentials.stream_id, networkId: credentials.network_id
+      }
+      return done(null, true)
+    }
+    const detail = credentials === undefined ? 'unknown username' : 'wrong password'
+    store.append(credentials?.stream_id ?? 'broker', [{
+      type: 'ConnectionRefused',
+      data: { client_id: client.id, username: username ?? null, reason: 'bad_credentials', detail }
+    }], { metadata: metadataFor(client) }).catch(error => log.error({ err: error }, 'could not record a refused connection'))
+      .finally(() => {
+        const error = new Error('bad username or password') as AuthenticateError
+        error.returnCode = 4
+        done(error, false)
+      })
+  }
+
+  function interpret (device: ConnectedDevice | undefined, packet: PublishPacket): { streamId: string, decide: (tx: Transaction) => DomainEvent[] } | ({ streamId: string } & Refusal) {
+    const streamId = device?.streamId ?? 'broker'
+    if (device === undefined) return { streamId, reason: 'bad_credentials', detail: 'not a device' }
+    if (packet.topic.startsWith('$')) return { streamId, reason: 'reserved_topic', detail: `${packet.topic} is reserved` }
+    const payload = packet.payload as Buffer
+    if (payload.length > MAX_PAYLOAD_BYTES) {
+      return { streamId, reason: 'oversize', detail: `payload of ${payload.length} bytes exceeds ${MAX_PAYLOAD_BYTES}` }
+    }
+    const kind = kindByName.get(device.kind)
+    if (kind === undefined) return { streamId, reason: 'unknown_topic', detail: `no handler for ${device.kind}` }
+    const interpretation = kind.interpretPublish(device, packet.topic, payload)
+    if (interpretation.refused) return { streamId, reason: interpretation.reason, detail: interpretation.detail }
+    return interpretation
+  }
+
+  function authorizePublish (client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void) {
+    if (client === null) return done(null)
+    const payload = packet.payload as Buffer
+    const outcome = interpret((client as DeviceClient)[deviceKey], packet)
+    const metadata = metadataFor(client, packet)
+    let refused = 'reason' in outcome
+    store.transact(tx => {
+      if (packet.dup && metadata.mqtt?.message_id !== undefined &&
+        devices.alreadyRecorded(client.id, metadata.mqtt.message_id, metadata.mqtt.payload_sha256)) {
+        refused = true // recorded, and forwarded if it was valid, the first time
+        return
+      }
+      if ('reason' in outcome) {
+        tx.append(outcome.streamId, [rejectionEvent(client, packet.topic, payload, outcome)], { metadata })
+        return
+      }
+      let events: DomainEvent[]
+      try {
+        events = outcome.decide(tx)
+      } catch (error) {
+        if (!(error instanceof DeviceMessageRefused)) throw error
+        refused = true
+        events = [rejectionEvent(client, packet.topic, payload, error)]
+      }
+      tx.append(outcome.streamId, events, { metadata })
+    }).then(() => {
+      if (refused) {
+        packet.topic = REFUSED_TOPIC
+        packet.retain = false
+      }
+      done(null)
+    }, (error: unknown) => {
+      // Not committed, so not acknowledged: closing the connection makes the client resend.
+      log.error({ err: error, topic: packet.topic, clientId: client.id }, 'could not record a message')
+      done(error as Error)
+    })
+  }
+
+  function authorizeSubscribe (client: Client | null, subscription: Subscription, done: (error: Error | null, subscription?: Subscription | null) => void) {
+    if (client === null) return done(null, subscription)
+    const device = (client as DeviceClient)[deviceKey]
+    const kind = device === undefined ? undefined : kindByName.get(device.kind)
+    const refusal: Refusal | null = device === undefined || kind === undefined
+      ? { reason: 'bad_credentials', detail: 'not a device' }
+      : kind.refuseSubscription(device, subscription.topic)
+    if (refusal === null) return done(null, subscription)
+    // A refused subscription gets failure code 0x80 in the SUBACK; the connection stays open.
+    store.append(device?.streamId ?? 'broker', [{
+      type: 'SubscriptionRefused',
+      data: { topic: subscription.topic, client_id: client.id, username: device?.id ?? null, ...refusal }
+    }], { metadata: metadataFor(client) }).then(() => done(null, null), (error: unknown) => done(error as Error))
+  }
+
+  return Aedes.createBroker({ authenticate, authorizePublish, authorizeSubscribe })
+}

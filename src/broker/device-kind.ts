@@ -1,0 +1,34 @@
+import type { DomainEvent, devices } from '../../events/index.ts'
+import type { Transaction } from '../store/event-store.ts'
+
+type RejectionReason = devices.RejectionReason
+
+/** An authenticated MQTT client: which device it is. Set at CONNECT, read by every other hook. */
+export interface ConnectedDevice {
+  kind: string
+  id: string
+  streamId: string
+  networkId: string
+}
+
+export type Refusal = { reason: RejectionReason, detail: string }
+
+/** What a device's message means: events to decide inside the transaction, or a refusal. */
+export type Interpretation =
+  | { refused: false, streamId: string, decide: (tx: Transaction) => DomainEvent[] }
+  | ({ refused: true } & Refusal)
+
+/** What the broker asks of each kind of device (sensors, sockets, ...). */
+export interface DeviceKind {
+  readonly kind: string
+  interpretPublish(device: ConnectedDevice, topic: string, payload: Buffer): Interpretation
+  /** null allows the subscription. */
+  refuseSubscription(device: ConnectedDevice, topic: string): Refusal | null
+}
+
+/** Thrown by a decider when a well-formed message breaks a rule: recorded as a rejection. */
+export class DeviceMessageRefused extends Error {
+  constructor (readonly reason: RejectionReason, readonly detail: string) { super(detail) }
+}
+
+export const refuse = (reason: RejectionReason, detail: string): Interpretation => ({ refused: true, reason, detail })

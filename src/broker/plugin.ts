@@ -1,0 +1,67 @@
+import { once } from 'node:events'
+import { createServer, type AddressInfo, type Server } from 'node:net'
+import type { Aedes } from 'aedes'
+import fp from 'fastify-plugin'
+import { createWebSocketStream } from 'ws'
+import { createDeviceBroker } from './broker.ts'
+import type { DeviceKind } from './device-kind.ts'
+
+export interface ServicePublish {
+  topic: string
+  payload: string
+  qos: 0 | 1
+  retain: boolean
+}
+
+export interface DeviceBrokerDecorator {
+  readonly aedes: Aedes
+  /** Start accepting MQTT over TCP; resolves with the bound port (0 picks a free one). */
+  listen(port: number, host: string): Promise<number>
+  /** Publish as the service itself (no client, so no authorization hooks). */
+  publish(message: ServicePublish): Promise<void>
+  /** A capability tells the broker how its devices behave. */
+  registerKind(kind: DeviceKind): void
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    broker: DeviceBrokerDecorator
+  }
+}
+
+/**
+ * The embedded Aedes broker, reachable over TCP (listen) and over WebSocket at /mqtt on the
+ * HTTP port. On close it stops accepting, then closes every client, before the store closes.
+ */
+export default fp(async function brokerPlugin (app) {
+  const kinds = new Map<string, DeviceKind>()
+  const aedes = await createDeviceBroker({ store: app.store, devices: app.devices, kinds, log: app.log })
+  let tcp: Server | undefined
+
+  app.decorate('broker', {
+    aedes,
+    async listen (port: number, host: string) {
+      tcp = createServer(aedes.handle)
+      tcp.listen(port, host)
+      await once(tcp, 'listening')
+      return (tcp.address() as AddressInfo).port
+    },
+    registerKind (kind: DeviceKind) { kinds.set(kind.kind, kind) },
+    publish (message: ServicePublish) {
+      return new Promise<void>((resolve, reject) => {
+        aedes.publish({ cmd: 'publish', topic: message.topic, payload: Buffer.from(message.payload), qos: message.qos, retain: message.retain, dup: false },
+          error => { if (error) reject(error); else resolve() })
+      })
+    }
+  })
+
+  app.get('/mqtt', { websocket: true, schema: { hide: true } }, (socket, request) => {
+    aedes.handle(createWebSocketStream(socket), request.raw)
+  })
+
+  app.addHook('preClose', async () => {
+    const closing = tcp === undefined ? Promise.resolve() : new Promise(resolve => tcp!.close(resolve))
+    await new Promise<void>(resolve => aedes.close(() => resolve()))
+    await closing
+  })
+}, { name: 'broker', dependencies: ['store', 'devices'] })

@@ -1,0 +1,139 @@
+import { existsSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import cliProgress from 'cli-progress'
+import { openDatabase } from '../store/database.ts'
+import { eventQuery } from '../store/event-store.ts'
+import { Projections } from '../store/projection.ts'
+import { decodeRow, type EventRow } from '../store/recorded-event.ts'
+import { verifyChain } from '../store/verify.ts'
+import { allProjections } from '../projections.ts'
+
+const usage = `usage: devicelog <command> [options]
+  replay  [--database PATH] --out PATH   rebuild every projection from the log into a fresh database
+  verify  [--database PATH]              walk the hash chain; exit 1 at the first broken position
+  export  [--database PATH] [--stream ID] [--type TYPE] [--after POS] [--before POS]
+          [--since ISO] [--until ISO]    events as NDJSON on standard output
+The database defaults to $DATABASE_PATH, else data/devicelog.db.`
+
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: {
+    database: { type: 'string' },
+    out: { type: 'string' },
+    stream: { type: 'string' },
+    type: { type: 'string' },
+    after: { type: 'string' },
+    before: { type: 'string' },
+    since: { type: 'string' },
+    until: { type: 'string' },
+    help: { type: 'boolean', short: 'h' }
+  }
+})
+
+const databasePath = values.database ?? process.env.DATABASE_PATH ?? 'data/devicelog.db'
+
+function fail (message: string): never {
+  process.stderr.write(`devicelog: ${message}\n`)
+  process.exit(2)
+}
+
+function openSource () {
+  if (!existsSync(databasePath)) fail(`no database at ${databasePath}`)
+  return openDatabase(databasePath, { readonly: true })
+}
+
+function progressBar (total: number) {
+  const bar = new cliProgress.SingleBar({
+    format: '{bar} {percentage}% | {value}/{total} events | {speed} events/s',
+    stream: process.stderr,
+    noTTYOutput: true,
+    notTTYSchedule: 2000
+  }, cliProgress.Presets.shades_classic)
+  bar.start(total, 0, { speed: 0 })
+  return bar
+}
+
+function replay (): void {
+  if (values.out === undefined) fail('replay needs --out PATH (a fresh database)')
+  if (existsSync(values.out)) fail(`${values.out} exists: replay writes a fresh database`)
+  const source = openSource()
+  const target = openDatabase(values.out)
+  const total = source.prepare('SELECT count(*) FROM events').pluck().get() as number
+  const projections = new Projections(target, allProjections)
+  const recordVersion = target.prepare('INSERT OR REPLACE INTO projection_versions (name, version) VALUES (?, ?)')
+  for (const projection of allProjections) recordVersion.run(projection.name, projection.version)
+  const insert = target.prepare(`INSERT INTO events (position, stream_id, stream_version, type, schema_version, recorded_at, data, metadata, hash)
+    VALUES (@position, @stream_id, @stream_version, @type, @schema_version, @recorded_at, @data, @metadata, @hash)`)
+  const page = source.prepare('SELECT * FROM events WHERE position > ? ORDER BY position LIMIT 5000')
+  const copy = target.transaction((rows: EventRow[]) => {
+    for (const row of rows) {
+      insert.run(row)
+      projections.apply(decodeRow(row))
+    }
+  })
+  const bar = progressBar(total)
+  const started = process.hrtime.bigint()
+  let done = 0
+  for (let after = 0; ;) {
+    const rows = page.all(after) as EventRow[]
+    if (rows.length === 0) break
+    copy(rows)
+    done += rows.length
+    after = rows[rows.length - 1]!.position
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9
+    bar.update(done, { speed: Math.round(done / Math.max(seconds, 1e-9)) })
+  }
+  bar.stop()
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  target.close()
+  source.close()
+  process.stdout.write(`replayed ${done} events into ${values.out} in ${seconds.toFixed(2)} s (${Math.round(done / Math.max(seconds, 1e-9))} events/s)\n`)
+}
+
+function verify (): void {
+  const db = openSource()
+  const total = db.prepare('SELECT count(*) FROM events').pluck().get() as number
+  const bar = total > 50_000 ? progressBar(total) : undefined
+  const result = verifyChain(db, position => bar?.update(position, { speed: '' }))
+  bar?.stop()
+  db.close()
+  if (result.ok) {
+    process.stdout.write(`OK ${result.count} events, head ${result.head}\n`)
+  } else {
+    process.stdout.write(`BROKEN at position ${result.position}: ${result.reason}\n`)
+    process.exit(1)
+  }
+}
+
+function exportEvents (): void {
+  const db = openSource()
+  const number = (value: string | undefined, name: string) => {
+    if (value === undefined) return undefined
+    const n = Number(value)
+    if (!Number.isInteger(n) || n < 0) fail(`--${name} takes a position (a whole number)`)
+    return n
+  }
+  const { sql, params } = eventQuery({
+    after: number(values.after, 'after'),
+    before: number(values.before, 'before'),
+    stream: values.stream,
+    type: values.type,
+    since: values.since,
+    until: values.until
+  })
+  for (const row of db.prepare(sql).iterate(params)) {
+    const event = decodeRow(row as EventRow)
+    process.stdout.write(JSON.stringify(event) + '\n')
+  }
+  db.close()
+}
+
+const commands: Record<string, () => void> = { replay, verify, export: exportEvents }
+const command = positionals[0]
+if (values.help === true || command === undefined) {
+  process.stdout.write(usage + '\n')
+  process.exit(command === undefined && values.help !== true ? 2 : 0)
+}
+const run = commands[command]
+if (run === undefined) fail(`unknown command ${command}\n${usage}`)
+run()

@@ -1,0 +1,37 @@
+import { existsSync } from 'node:fs'
+import { z } from 'zod'
+
+const port = z.coerce.number().int().min(0).max(65535)
+
+export const ConfigSchema = z.object({
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: port.default(3000),
+  MQTT_PORT: port.default(1883),
+  DATABASE_PATH: z.string().min(1).default('data/devicelog.db'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Shown by GET /status, as the reference did. */
+  ENVIRONMENT: z.string().default('development'),
+  COMMIT_SHA: z.string().default('unknown'),
+  BRANCH_NAME: z.string().default('unknown'),
+  /** Most units of work committed in one transaction. */
+  GROUP_COMMIT_MAX: z.coerce.number().int().min(1).max(100_000).default(1000),
+  /** How often GET /streams/<network> sends its measurement summary. */
+  STREAM_SUMMARY_INTERVAL_SECONDS: z.coerce.number().positive().default(60)
+})
+export type Config = z.infer<typeof ConfigSchema>
+
+/** Parse a configuration; tests pass only what they change. */
+export function parseConfig (env: Record<string, string | undefined>): Config {
+  const result = ConfigSchema.safeParse(env)
+  if (result.success) return result.data
+  const issue = result.error.issues[0]!
+  throw new ConfigError(`${issue.path.join('.')}: ${issue.message}`)
+}
+
+export class ConfigError extends Error {}
+
+/** The environment, with an optional `.env` file under it (the environment wins). */
+export function loadConfig (envFile = '.env'): Config {
+  if (existsSync(envFile)) process.loadEnvFile(envFile)
+  return parseConfig(process.env)
+}

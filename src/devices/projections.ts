@@ -1,0 +1,137 @@
+import type { Db } from '../store/database.ts'
+import type { Projection } from '../store/projection.ts'
+
+/** The MQTT identity of every device, whatever its kind: username, password hash, network. */
+export const deviceCredentialsProjection: Projection = {
+  name: 'device_credentials',
+  version: 1,
+  handles: ['SensorRegistered', 'SensorConfigurationRevised'],
+  tables: ['device_credentials'],
+  ddl: `CREATE TABLE IF NOT EXISTS device_credentials (
+      username TEXT PRIMARY KEY, kind TEXT NOT NULL, device_id TEXT NOT NULL, stream_id TEXT NOT NULL,
+      network_id TEXT NOT NULL, password_sha256 TEXT NOT NULL
+    ) STRICT;`,
+  prepare (db) {
+    const insert = db.prepare(`INSERT INTO device_credentials (username, kind, device_id, stream_id, network_id, password_sha256)
+      VALUES (?, ?, ?, ?, ?, ?)`)
+    const move = db.prepare('UPDATE device_credentials SET network_id = ? WHERE username = ?')
+    return event => {
+      switch (event.type) {
+        case 'SensorRegistered':
+          insert.run(event.data.sensor_identifier, 'sensor', event.data.sensor_identifier, event.stream_id,
+            event.data.network_identifier, event.data.mqtt_password_sha256)
+          break
+        case 'SensorConfigurationRevised':
+          move.run(event.data.network_identifier, event.data.sensor_identifier)
+          break
+      }
+    }
+  }
+}
+
+/** Every refused message, subscription and connection, by the device that caused it. */
+export const deviceRejectionsProjection: Projection = {
+  name: 'device_rejections',
+  version: 1,
+  handles: ['MessageRejected', 'SubscriptionRefused', 'ConnectionRefused'],
+  tables: ['device_rejections'],
+  ddl: `CREATE TABLE IF NOT EXISTS device_rejections (
+      position INTEGER PRIMARY KEY, stream_id TEXT NOT NULL, recorded_at TEXT NOT NULL, kind TEXT NOT NULL,
+      topic TEXT, client_id TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL,
+      payload_excerpt TEXT, payload_bytes INTEGER
+    ) STRICT;
+    CREATE INDEX IF NOT EXISTS device_rejections_by_stream ON device_rejections (stream_id, position);`,
+  prepare (db) {
+    const insert = db.prepare(`INSERT INTO device_rejections
+      (position, stream_id, recorded_at, kind, topic, client_id, reason, detail, payload_excerpt, payload_bytes)
+      VALUES (@position, @stream_id, @recorded_at, @kind, @topic, @client_id, @reason, @detail, @payload_excerpt, @payload_bytes)`)
+    return event => {
+      const row = {
+        position: event.position,
+        stream_id: event.stream_id,
+        recorded_at: event.recorded_at,
+        topic: null as string | null,
+        payload_excerpt: null as string | null,
+        payload_bytes: null as number | null
+      }
+      switch (event.type) {
+        case 'MessageRejected': {
+          const { topic, client_id, reason, detail, payload_excerpt, payload_bytes } = event.data
+          insert.run({ ...row, kind: 'message', topic, client_id, reason, detail, payload_excerpt, payload_bytes })
+          break
+        }
+        case 'SubscriptionRefused': {
+          const { topic, client_id, reason, detail } = event.data
+          insert.run({ ...row, kind: 'subscription', topic, client_id, reason, detail })
+          break
+        }
+        case 'ConnectionRefused': {
+          const { client_id, reason, detail } = event.data
+          insert.run({ ...row, kind: 'connection', client_id, reason, detail })
+          break
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The last QoS 1 message recorded per (client, message id), with the hash of its payload:
+ * a client whose connection dropped before its PUBACK resends with DUP set, and that
+ * redelivery must not be recorded twice.
+ */
+export const mqttInboxProjection: Projection = {
+  name: 'mqtt_inbox',
+  version: 1,
+  handles: ['MeasurementsRecorded', 'LogMessagesRecorded', 'HeartbeatsReceived', 'MessageRejected'],
+  tables: ['mqtt_inbox'],
+  ddl: `CREATE TABLE IF NOT EXISTS mqtt_inbox (
+      client_id TEXT NOT NULL, message_id INTEGER NOT NULL, payload_sha256 TEXT NOT NULL, position INTEGER NOT NULL,
+      PRIMARY KEY (client_id, message_id)
+    ) STRICT, WITHOUT ROWID;`,
+  prepare (db) {
+    const upsert = db.prepare(`INSERT INTO mqtt_inbox (client_id, message_id, payload_sha256, position) VALUES (?, ?, ?, ?)
+      ON CONFLICT (client_id, message_id) DO UPDATE SET payload_sha256 = excluded.payload_sha256, position = excluded.position`)
+    return event => {
+      const mqtt = event.metadata.mqtt
+      if (mqtt?.message_id === undefined) return
+      upsert.run(mqtt.client_id, mqtt.message_id, mqtt.payload_sha256, event.position)
+    }
+  }
+}
+
+export interface DeviceCredentials {
+  username: string
+  kind: string
+  device_id: string
+  stream_id: string
+  network_id: string
+  password_sha256: string
+}
+
+export interface DeviceRejection {
+  position: number
+  recorded_at: string
+  kind: 'message' | 'subscription' | 'connection'
+  topic: string | null
+  client_id: string
+  reason: string
+  detail: string
+  payload_excerpt: string | null
+  payload_bytes: number | null
+}
+
+export function deviceQueries (db: Db) {
+  const credentials = db.prepare('SELECT * FROM device_credentials WHERE username = ?')
+  const inbox = db.prepare('SELECT payload_sha256 FROM mqtt_inbox WHERE client_id = ? AND message_id = ?').pluck()
+  const rejections = db.prepare(`SELECT position, recorded_at, kind, topic, client_id, reason, detail, payload_excerpt, payload_bytes
+    FROM device_rejections WHERE stream_id = ? AND position > ? ORDER BY position LIMIT ?`)
+  return {
+    credentials: (username: string) => credentials.get(username) as DeviceCredentials | undefined,
+    alreadyRecorded: (clientId: string, messageId: number, payloadSha256: string) => inbox.get(clientId, messageId) === payloadSha256,
+    rejections: (streamId: string, after: number, limit: number) => rejections.all(streamId, after, limit) as DeviceRejection[]
+  }
+}
+export type DeviceQueries = ReturnType<typeof deviceQueries>
+
+export const deviceProjections = [deviceCredentialsProjection, deviceRejectionsProjection, mqttInboxProjection]

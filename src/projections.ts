@@ -1,0 +1,14 @@
+import { networksProjection, usersProjection } from './accounts/projections.ts'
+import { streamAccessProjection } from './audit/stream-access.ts'
+import { deviceProjections } from './devices/projections.ts'
+import type { Projection } from './store/projection.ts'
+import { sensorProjections } from './sensors/index.ts'
+
+/** Every read model of the service: the live run and `devicelog replay` fold the same list. */
+export const allProjections: readonly Projection[] = [
+  usersProjection,
+  networksProjection,
+  streamAccessProjection,
+  ...deviceProjections,
+  ...sensorProjections
+]

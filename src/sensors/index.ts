@@ -1,0 +1,38 @@
+import type { FastifyInstance } from 'fastify'
+import type { ConfigurationMessage } from '../../events/sensors.ts'
+import activityStream from './activity-stream.ts'
+import { configurationTopic, sensorDeviceKind } from './mqtt.ts'
+import { sensorQueries } from './projections.ts'
+import sensorRoutes from './routes.ts'
+
+export { sensorProjections } from './projections.ts'
+
+export interface SensorsOptions { summaryIntervalSeconds: number }
+
+/** The sensor network: its device kind on the broker, its HTTP routes, its live stream. */
+export default async function sensors (app: FastifyInstance, options: SensorsOptions) {
+  const queries = sensorQueries(app.store.db)
+  app.broker.registerKind(sensorDeviceKind(queries))
+
+  // configurations/<id> is retained and QoS 1, so a sensor that connects later gets the latest.
+  // The broker's retained store lives in memory: republish every latest revision at start.
+  const publishConfiguration = (sensorId: string, message: ConfigurationMessage) =>
+    app.broker.publish({ topic: configurationTopic(sensorId), payload: JSON.stringify(message), qos: 1, retain: true })
+      .catch(error => app.log.error({ err: error, sensorId }, 'could not publish a configuration'))
+  for (const latest of queries.latestConfigurations()) {
+    await publishConfiguration(latest.sensor_id, { revision: latest.revision, configuration: JSON.parse(latest.configuration) })
+  }
+  const unsubscribe = app.store.subscribe(events => {
+    for (const event of events) {
+      if (event.type === 'SensorRegistered') {
+        void publishConfiguration(event.data.sensor_identifier, { revision: 0, configuration: event.data.configuration })
+      } else if (event.type === 'SensorConfigurationRevised') {
+        void publishConfiguration(event.data.sensor_identifier, { revision: event.data.revision, configuration: event.data.configuration })
+      }
+    }
+  })
+  app.addHook('preClose', async () => unsubscribe())
+
+  await app.register(sensorRoutes, { sensors: queries })
+  await app.register(activityStream, { sensors: queries, summaryIntervalSeconds: options.summaryIntervalSeconds })
+}

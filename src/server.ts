@@ -1,0 +1,30 @@
+import closeWithGrace from 'close-with-grace'
+import Fastify from 'fastify'
+import app, { requestIds } from './app.ts'
+import { systemClock } from './clock.ts'
+import { ConfigError, loadConfig } from './config.ts'
+
+// Process entry: configuration, logger, graceful close, listen. Nothing else.
+
+let config
+try {
+  config = loadConfig()
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error
+  process.stderr.write(`devicelog: invalid configuration: ${error.message}\n`)
+  process.exit(1)
+}
+
+const server = Fastify({ logger: { level: config.LOG_LEVEL }, ...requestIds, return503OnClosing: true })
+await server.register(app, { config, clock: systemClock })
+
+// SIGINT/SIGTERM: stop accepting (HTTP and MQTT), commit what is queued, close the database.
+closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+  if (err !== undefined) server.log.error({ err }, 'closing after an error')
+  else server.log.info({ signal }, 'closing')
+  await server.close()
+})
+
+await server.listen({ port: config.PORT, host: config.HOST })
+const mqttPort = await server.broker.listen(config.MQTT_PORT, config.HOST)
+server.log.info({ mqtt: `mqtt://${config.HOST}:${mqttPort}`, websocket: `ws://${config.HOST}:${config.PORT}/mqtt` }, 'MQTT broker listening')

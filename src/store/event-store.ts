@@ -1,0 +1,275 @@
+import { eventDefinitions, type DomainEvent, type Metadata } from '../../events/index.ts'
+import type { Clock } from '../clock.ts'
+import { InvalidEvent, StreamVersionConflict } from '../errors.ts'
+import type { Db } from './database.ts'
+import { Projections, resetChangedProjections, type Projection } from './projection.ts'
+import { chainHash, decodeRow, GENESIS_HASH, type EventRow, type RecordedEvent } from './recorded-event.ts'
+
+/** `no_stream`: the stream must not exist yet; a number: its current version must be exactly that. */
+export type ExpectedVersion = number | 'any' | 'no_stream'
+
+export interface AppendOptions {
+  expectedVersion?: ExpectedVersion
+  metadata: Metadata
+}
+
+/** What a unit of work sees: reads and appends inside the group's transaction. */
+export interface Transaction {
+  readonly db: Db
+  /** The clock when the group started: every event of the group is recorded at this time. */
+  readonly now: number
+  append(streamId: string, events: readonly DomainEvent[], options: AppendOptions): RecordedEvent[]
+  streamVersion(streamId: string): number
+}
+
+export type Work<T> = (tx: Transaction) => T
+export type CommitListener = (events: readonly RecordedEvent[]) => void
+
+interface Pending {
+  work: Work<unknown>
+  resolve(value: unknown): void
+  reject(error: unknown): void
+}
+
+export interface EventFilter {
+  after?: number
+  before?: number
+  limit?: number
+  stream?: string
+  type?: string
+  /** ISO 8601 bounds on recorded_at, inclusive. */
+  since?: string
+  until?: string
+}
+
+/**
+ * The append-only log. Units of work queue up and are run one after the other inside a single
+ * transaction, flushed on the next turn of the event loop (group commit); each gets its own
+ * savepoint, so one that throws is rolled back alone. A unit's promise settles only after the
+ * COMMIT, which is what makes an acknowledgement durable.
+ */
+export class EventStore {
+  private queue: Pending[] = []
+  private flushScheduled = false
+  private lastPosition: number
+  private lastHash: string
+  private readonly listeners = new Set<CommitListener>()
+  private readonly projections: Projections
+  private readonly insertEvent
+  private readonly selectStreamVersion
+  private readonly runGroup
+  private readonly runUnit
+  private readonly transaction: Transaction
+  private closed = false
+  private groupEvents: RecordedEvent[] = []
+  private groupNow = 0
+
+  constructor (
+    readonly db: Db,
+    projections: readonly Projection[],
+    private readonly clock: Clock,
+    private readonly maxGroup = 1000
+  ) {
+    const changed = resetChangedProjections(db, projections)
+    this.projections = new Projections(db, projections)
+    const head = db.prepare('SELECT position, hash FROM events ORDER BY position DESC LIMIT 1').get() as
+      { position: number, hash: string } | undefined
+    this.lastPosition = head?.position ?? 0
+    this.lastHash = head?.hash ?? GENESIS_HASH
+    this.insertEvent = db.prepare(`INSERT INTO events
+      (position, stream_id, stream_version, type, schema_version, recorded_at, data, metadata, hash)
+      VALUES (@position, @stream_id, @stream_version, @type, @schema_version, @recorded_at, @data, @metadata, @hash)`)
+    this.selectStreamVersion = db.prepare('SELECT max(stream_version) AS v FROM events WHERE stream_id = ?').pluck()
+    const store = this
+    this.transaction = {
+      db,
+      get now () { return store.groupNow },
+      append: (streamId, events, options) => this.appendInTransaction(streamId, events, options),
+      streamVersion: streamId => this.streamVersion(streamId)
+    }
+    this.runUnit = db.transaction((pending: Pending) => pending.work(this.transaction))
+    this.runGroup = db.transaction((group: Pending[]) => group.map(pending => this.runOne(pending)))
+    if (changed.length > 0) rebuildProjections(db, changed)
+  }
+
+
+  /** Run `work` in the next group transaction; resolves with its result once committed. */
+  transact<T> (work: Work<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('event store is closed'))
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ work, resolve: resolve as (value: unknown) => void, reject })
+      if (!this.flushScheduled) {
+        this.flushScheduled = true
+        setImmediate(() => this.flush())
+      }
+    })
+  }
+
+  append (streamId: string, events: readonly DomainEvent[], options: AppendOptions): Promise<RecordedEvent[]> {
+    return this.transact(tx => tx.append(streamId, events, options))
+  }
+
+  /** Commit everything queued now, in groups of at most `maxGroup` units. */
+  flush (): void {
+    this.flushScheduled = false
+    while (this.queue.length > 0) {
+      const group = this.queue.splice(0, this.maxGroup)
+      this.commitGroup(group)
+    }
+  }
+
+  private commitGroup (group: Pending[]): void {
+    const position = this.lastPosition
+    const hash = this.lastHash
+    this.groupEvents = []
+    this.groupNow = this.clock.now()
+    let outcomes: Array<{ ok: true, value: unknown } | { ok: false, error: unknown }>
+    try {
+      outcomes = this.runGroup.immediate(group)
+    } catch (error) {
+      // The COMMIT itself failed (disk full, I/O error): nothing of the group is durable.
+      this.lastPosition = position
+      this.lastHash = hash
+      for (const pending of group) pending.reject(error)
+      return
+    }
+    const committed = this.groupEvents
+    this.groupEvents = []
+    outcomes.forEach((outcome, i) => {
+      if (outcome.ok) group[i]!.resolve(outcome.value)
+      else group[i]!.reject(outcome.error)
+    })
+    if (committed.length > 0) {
+      for (const listener of this.listeners) {
+        try { listener(committed) } catch { /* a listener's failure must not undo a commit */ }
+      }
+    }
+  }
+
+  private runOne (pending: Pending): { ok: true, value: unknown } | { ok: false, error: unknown } {
+    const position = this.lastPosition
+    const hash = this.lastHash
+    const eventCount = this.groupEvents.length
+    try {
+      return { ok: true, value: this.runUnit(pending) }
+    } catch (error) {
+      // The savepoint was rolled back; forget what the unit did in memory too.
+      this.lastPosition = position
+      this.lastHash = hash
+      this.groupEvents.length = eventCount
+      return { ok: false, error }
+    }
+  }
+
+  private streamVersion (streamId: string): number {
+    return (this.selectStreamVersion.get(streamId) as number | null) ?? -1
+  }
+
+  private appendInTransaction (streamId: string, events: readonly DomainEvent[], options: AppendOptions): RecordedEvent[] {
+    const expected = options.expectedVersion ?? 'any'
+    let version = this.streamVersion(streamId)
+    if (expected !== 'any' && (expected === 'no_stream' ? version !== -1 : version !== expected)) {
+      throw new StreamVersionConflict(streamId, String(expected), version)
+    }
+    const recordedAt = new Date(this.groupNow).toISOString()
+    const metadata = JSON.stringify(options.metadata)
+    const recorded: RecordedEvent[] = []
+    for (const event of events) {
+      const definition = eventDefinitions[event.type]
+      const valid = definition.schema.safeParse(event.data)
+      if (!valid.success) throw new InvalidEvent(event.type, valid.error.message)
+      version += 1
+      const row = {
+        position: this.lastPosition + 1,
+        stream_id: streamId,
+        stream_version: version,
+        type: event.type,
+        schema_version: definition.version,
+        recorded_at: recordedAt,
+        data: JSON.stringify(event.data),
+        metadata
+      }
+      const hash = chainHash(this.lastHash, row)
+      this.insertEvent.run({ ...row, hash })
+      this.lastPosition = row.position
+      this.lastHash = hash
+      const recordedEvent = {
+        ...event,
+        position: row.position,
+        stream_id: streamId,
+        stream_version: version,
+        schema_version: definition.version,
+        recorded_at: recordedAt,
+        metadata: options.metadata,
+        hash
+      } as RecordedEvent
+      this.projections.apply(recordedEvent)
+      recorded.push(recordedEvent)
+      this.groupEvents.push(recordedEvent)
+    }
+    return recorded
+  }
+
+  /** Called with every group of events right after it commits. Returns an unsubscribe. */
+  subscribe (listener: CommitListener): () => void {
+    this.listeners.add(listener)
+    return () => { this.listeners.delete(listener) }
+  }
+
+  get headPosition (): number { return this.lastPosition }
+
+  read (filter: EventFilter = {}): RecordedEvent[] {
+    return readEvents(this.db, filter)
+  }
+
+  /** Flush what is queued, then close the database. Later transacts are refused. */
+  close (): void {
+    if (this.closed) return
+    this.flush()
+    this.closed = true
+    this.listeners.clear()
+    this.db.close()
+  }
+}
+
+export function readEvents (db: Db, filter: EventFilter = {}): RecordedEvent[] {
+  const { sql, params } = eventQuery(filter)
+  return (db.prepare(sql).all(params) as EventRow[]).map(decodeRow)
+}
+
+/** The SELECT for a filter, in position order; shared by reads and `devicelog export`. */
+export function eventQuery (filter: EventFilter): { sql: string, params: Record<string, unknown> } {
+  const where: string[] = ['position > @after']
+  const params: Record<string, unknown> = { after: filter.after ?? 0, limit: filter.limit ?? -1 }
+  const add = (key: keyof EventFilter, clause: string) => {
+    if (filter[key] === undefined) return
+    where.push(clause)
+    params[key] = filter[key]
+  }
+  add('before', 'position < @before')
+  add('stream', 'stream_id = @stream')
+  add('type', 'type = @type')
+  add('since', 'recorded_at >= @since')
+  add('until', 'recorded_at <= @until')
+  return { sql: `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY position LIMIT @limit`, params }
+}
+
+/** Refill projections from the whole log, in pages, inside one transaction. */
+export function rebuildProjections (
+  db: Db,
+  projections: readonly Projection[],
+  onProgress: (position: number) => void = () => {}
+): void {
+  const runner = new Projections(db, projections)
+  const page = db.prepare('SELECT * FROM events WHERE position > ? ORDER BY position LIMIT 5000')
+  db.transaction(() => {
+    let after = 0
+    for (;;) {
+      const rows = page.all(after) as EventRow[]
+      if (rows.length === 0) break
+      for (const row of rows) runner.apply(decodeRow(row))
+      after = rows[rows.length - 1]!.position
+      onProgress(after)
+    }
+  }).immediate()
+}
