@@ -36,6 +36,9 @@ export type Metadata = z.infer<typeof Metadata>
 /** Unix seconds as a float, as the sensors send them. */
 export const UnixSeconds = z.number().finite().nonnegative()
 
-/** Any JSON object: measurement values and configurations. */
-export const JsonObject = z.record(z.string(), z.json())
+/**
+ * Any JSON object: measurement values and configurations. Every input reaches us through
+ * JSON.parse, so its members are JSON already; checking them again (z.json) would only cost.
+ */
+export const JsonObject = z.record(z.string(), z.unknown())
 export type JsonObject = z.infer<typeof JsonObject>

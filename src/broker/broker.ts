@@ -112,9 +112,11 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
       } catch (error) {
         if (!(error instanceof DeviceMessageRefused)) throw error
         refused = true
-        events = [rejectionEvent(client, packet.topic, payload, error)]
+        tx.append(outcome.streamId, [rejectionEvent(client, packet.topic, payload, error)], { metadata })
+        return
       }
-      tx.append(outcome.streamId, events, { metadata })
+      // The device kind parsed the payload with the message schema the events are made of.
+      tx.append(outcome.streamId, events, { metadata, validated: true })
     }).then(() => {
       if (refused) {
         packet.topic = REFUSED_TOPIC

@@ -36,7 +36,6 @@ CREATE TABLE IF NOT EXISTS events (
   hash           TEXT    NOT NULL,
   UNIQUE (stream_id, stream_version)
 ) STRICT;
-CREATE INDEX IF NOT EXISTS events_by_type ON events (type, position);
 -- Append-only: a past row can be neither changed nor removed through SQL by mistake.
 -- Anyone who drops these triggers to edit history is caught by \`devicelog verify\`.
 CREATE TRIGGER IF NOT EXISTS events_are_append_only_update BEFORE UPDATE ON events

@@ -11,6 +11,11 @@ export type ExpectedVersion = number | 'any' | 'no_stream'
 export interface AppendOptions {
   expectedVersion?: ExpectedVersion
   metadata: Metadata
+  /**
+   * The events' data was built from a message just parsed with the same zod schemas (a device
+   * report on the hot path), so parsing it again would only cost. Everything else is checked.
+   */
+  validated?: boolean
 }
 
 /** What a unit of work sees: reads and appends inside the group's transaction. */
@@ -58,11 +63,14 @@ export class EventStore {
   private readonly insertEvent
   private readonly selectStreamVersion
   private readonly runGroup
-  private readonly runUnit
+  /** Versions of the streams appended to by the running group, and of committed streams. */
+  private readonly groupVersions = new Map<string, number>()
+  private readonly streamVersions = new Map<string, number>()
   private readonly transaction: Transaction
   private closed = false
   private groupEvents: RecordedEvent[] = []
   private groupNow = 0
+  private groupRecordedAt = ''
 
   constructor (
     readonly db: Db,
@@ -78,7 +86,7 @@ export class EventStore {
     this.lastHash = head?.hash ?? GENESIS_HASH
     this.insertEvent = db.prepare(`INSERT INTO events
       (position, stream_id, stream_version, type, schema_version, recorded_at, data, metadata, hash)
-      VALUES (@position, @stream_id, @stream_version, @type, @schema_version, @recorded_at, @data, @metadata, @hash)`)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
     this.selectStreamVersion = db.prepare('SELECT max(stream_version) AS v FROM events WHERE stream_id = ?').pluck()
     const store = this
     this.transaction = {
@@ -87,8 +95,7 @@ export class EventStore {
       append: (streamId, events, options) => this.appendInTransaction(streamId, events, options),
       streamVersion: streamId => this.streamVersion(streamId)
     }
-    this.runUnit = db.transaction((pending: Pending) => pending.work(this.transaction))
-    this.runGroup = db.transaction((group: Pending[]) => group.map(pending => this.runOne(pending)))
+    this.runGroup = db.transaction(this.runUnits.bind(this))
     if (changed.length > 0) rebuildProjections(db, changed)
   }
 
@@ -118,51 +125,67 @@ export class EventStore {
     }
   }
 
+  /**
+   * Runs the group's units in one transaction, without a savepoint each (they cost more than
+   * the work): if a unit throws, the whole transaction is rolled back, that unit is rejected,
+   * and the group runs again without it. Units are pure reads and appends, so rerunning is safe.
+   */
   private commitGroup (group: Pending[]): void {
-    const position = this.lastPosition
-    const hash = this.lastHash
-    this.groupEvents = []
     this.groupNow = this.clock.now()
-    let outcomes: Array<{ ok: true, value: unknown } | { ok: false, error: unknown }>
-    try {
-      outcomes = this.runGroup.immediate(group)
-    } catch (error) {
-      // The COMMIT itself failed (disk full, I/O error): nothing of the group is durable.
-      this.lastPosition = position
-      this.lastHash = hash
-      for (const pending of group) pending.reject(error)
+    this.groupRecordedAt = new Date(this.groupNow).toISOString()
+    let remaining = group
+    while (remaining.length > 0) {
+      const position = this.lastPosition
+      const hash = this.lastHash
+      this.groupEvents = []
+      this.groupVersions.clear()
+      const values: unknown[] = []
+      let failed: { index: number, error: unknown } | undefined
+      try {
+        this.runGroup.immediate(remaining, values, (index: number, error: unknown) => { failed = { index, error } })
+      } catch (error) {
+        this.lastPosition = position
+        this.lastHash = hash
+        if (failed === undefined) {
+          // The COMMIT itself failed (disk full, I/O error): nothing of the group is durable.
+          for (const pending of remaining) pending.reject(error)
+          return
+        }
+        remaining[failed.index]!.reject(failed.error)
+        remaining = remaining.filter((_, i) => i !== failed!.index)
+        continue
+      }
+      for (const [stream, version] of this.groupVersions) this.streamVersions.set(stream, version)
+      const committed = this.groupEvents
+      this.groupEvents = []
+      remaining.forEach((pending, i) => pending.resolve(values[i]))
+      if (committed.length > 0) {
+        for (const listener of this.listeners) {
+          try { listener(committed) } catch { /* a listener's failure must not undo a commit */ }
+        }
+      }
       return
     }
-    const committed = this.groupEvents
-    this.groupEvents = []
-    outcomes.forEach((outcome, i) => {
-      if (outcome.ok) group[i]!.resolve(outcome.value)
-      else group[i]!.reject(outcome.error)
-    })
-    if (committed.length > 0) {
-      for (const listener of this.listeners) {
-        try { listener(committed) } catch { /* a listener's failure must not undo a commit */ }
+  }
+
+  private runUnits (group: Pending[], values: unknown[], onFailure: (index: number, error: unknown) => void): void {
+    for (let i = 0; i < group.length; i++) {
+      try {
+        values.push(group[i]!.work(this.transaction))
+      } catch (error) {
+        onFailure(i, error)
+        throw error
       }
     }
   }
 
-  private runOne (pending: Pending): { ok: true, value: unknown } | { ok: false, error: unknown } {
-    const position = this.lastPosition
-    const hash = this.lastHash
-    const eventCount = this.groupEvents.length
-    try {
-      return { ok: true, value: this.runUnit(pending) }
-    } catch (error) {
-      // The savepoint was rolled back; forget what the unit did in memory too.
-      this.lastPosition = position
-      this.lastHash = hash
-      this.groupEvents.length = eventCount
-      return { ok: false, error }
-    }
-  }
-
+  /** Stream versions: this group's appends, then the committed ones, then the table. */
   private streamVersion (streamId: string): number {
-    return (this.selectStreamVersion.get(streamId) as number | null) ?? -1
+    const staged = this.groupVersions.get(streamId) ?? this.streamVersions.get(streamId)
+    if (staged !== undefined) return staged
+    const version = (this.selectStreamVersion.get(streamId) as number | null) ?? -1
+    if (version >= 0) this.streamVersions.set(streamId, version)
+    return version
   }
 
   private appendInTransaction (streamId: string, events: readonly DomainEvent[], options: AppendOptions): RecordedEvent[] {
@@ -171,13 +194,15 @@ export class EventStore {
     if (expected !== 'any' && (expected === 'no_stream' ? version !== -1 : version !== expected)) {
       throw new StreamVersionConflict(streamId, String(expected), version)
     }
-    const recordedAt = new Date(this.groupNow).toISOString()
+    const recordedAt = this.groupRecordedAt
     const metadata = JSON.stringify(options.metadata)
     const recorded: RecordedEvent[] = []
     for (const event of events) {
       const definition = eventDefinitions[event.type]
-      const valid = definition.schema.safeParse(event.data)
-      if (!valid.success) throw new InvalidEvent(event.type, valid.error.message)
+      if (options.validated !== true) {
+        const valid = definition.schema.safeParse(event.data)
+        if (!valid.success) throw new InvalidEvent(event.type, valid.error.message)
+      }
       version += 1
       const row = {
         position: this.lastPosition + 1,
@@ -190,7 +215,7 @@ export class EventStore {
         metadata
       }
       const hash = chainHash(this.lastHash, row)
-      this.insertEvent.run({ ...row, hash })
+      this.insertEvent.run(row.position, streamId, version, event.type, definition.version, recordedAt, row.data, metadata, hash)
       this.lastPosition = row.position
       this.lastHash = hash
       const recordedEvent = {
@@ -207,6 +232,7 @@ export class EventStore {
       recorded.push(recordedEvent)
       this.groupEvents.push(recordedEvent)
     }
+    this.groupVersions.set(streamId, version)
     return recorded
   }
 
