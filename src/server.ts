@@ -25,6 +25,6 @@ closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
   await server.close()
 })
 
-await server.listen({ port: config.PORT, host: config.HOST })
+const httpUrl = await server.listen({ port: config.PORT, host: config.HOST })
 const mqttPort = await server.broker.listen(config.MQTT_PORT, config.HOST)
-server.log.info({ mqtt: `mqtt://${config.HOST}:${mqttPort}`, websocket: `ws://${config.HOST}:${config.PORT}/mqtt` }, 'MQTT broker listening')
+server.log.info({ mqtt: `mqtt://${config.HOST}:${mqttPort}`, websocket: `${httpUrl.replace(/^http/, 'ws')}/mqtt` }, 'MQTT broker listening')

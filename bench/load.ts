@@ -1,0 +1,55 @@
+// The load generator, run as its own process so that it does not share the service's CPU
+// accounting: N clients, each keeping `inflight` QoS 1 publishes outstanding, `perClient` in all.
+// Prints one JSON line: acknowledged count, wall time, latencies (ms).
+import mqtt from 'mqtt'
+
+interface LoadSpec {
+  url: string
+  clients: Array<{ username?: string, password?: string, topic: string }>
+  perClient: number
+  inflight: number
+  batch: number
+}
+
+const spec = JSON.parse(process.argv[2]!) as LoadSpec
+
+function payload (i: number): string {
+  const measurements = []
+  for (let j = 0; j < spec.batch; j++) {
+    measurements.push({ revision: 0, timestamp: 1_700_000_000 + i + j / 100, value: { temperature: 20 + (i % 10), humidity: 40 + j } })
+  }
+  return JSON.stringify({ measurements })
+}
+
+const latencies: number[] = []
+let acknowledged = 0
+
+async function runClient (client: LoadSpec['clients'][number]): Promise<void> {
+  const connection = mqtt.connect(spec.url, { username: client.username, password: client.password, reconnectPeriod: 0 })
+  await new Promise<void>((resolve, reject) => { connection.once('connect', () => resolve()); connection.once('error', reject) })
+  await new Promise<void>(resolve => {
+    let sent = 0
+    let done = 0
+    const sendOne = () => {
+      const i = sent++
+      const started = process.hrtime.bigint()
+      connection.publish(client.topic, payload(i), { qos: 1 }, error => {
+        if (error) throw error
+        latencies.push(Number(process.hrtime.bigint() - started) / 1e6)
+        acknowledged++
+        done++
+        if (sent < spec.perClient) sendOne()
+        else if (done === spec.perClient) resolve()
+      })
+    }
+    for (let k = 0; k < Math.min(spec.inflight, spec.perClient); k++) sendOne()
+  })
+  await connection.endAsync()
+}
+
+const started = process.hrtime.bigint()
+await Promise.all(spec.clients.map(runClient))
+const seconds = Number(process.hrtime.bigint() - started) / 1e9
+latencies.sort((a, b) => a - b)
+const percentile = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0
+process.stdout.write(JSON.stringify({ acknowledged, seconds, p50: percentile(0.5), p99: percentile(0.99) }) + '\n')
