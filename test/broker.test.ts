@@ -9,15 +9,7 @@ import { connectMqtt, connectSensor, createSensor, http, publish, startService, 
 // transports. Real Aedes on ephemeral ports, real mqtt.js clients, read back over real HTTP.
 
 const T0 = 1767225600
-/** publish() from the helpers, but failing at once if the connection closes before the PUBACK. */
-function send (client: MqttClient, topic: string, payload: string | Buffer | object, qos: 0 | 1 = 1): Promise<void> {
-  if (!client.connected) return Promise.reject(new Error(`not connected: cannot publish to ${topic}`))
-  return new Promise<void>((resolve, reject) => {
-    const closed = () => reject(new Error(`the connection closed before the PUBACK of ${topic}`))
-    client.once('close', closed)
-    publish(client, topic, payload, qos).then(resolve, reject).finally(() => client.removeListener('close', closed))
-  })
-}
+const send = publish
 
 const clientIdFor = (prefix: string) => `${prefix}-${process.pid}-${randomUUID().slice(0, 8)}`
 const oneMeasurement = (value: Record<string, unknown>) => ({ measurements: [{ revision: 0, timestamp: T0, value }] })

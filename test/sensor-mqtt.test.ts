@@ -13,15 +13,7 @@ import { connectSensor, createSensor, http, publish, startService, type SensorFi
 const MAX_PAYLOAD = 256 * 1024
 const T0 = 1767225600 // 2026-01-01T00:00:00Z, Unix seconds
 
-/** publish() from the helpers, but failing at once if the connection closes before the PUBACK. */
-function send (client: MqttClient, topic: string, payload: string | Buffer | object, qos: 0 | 1 = 1): Promise<void> {
-  if (!client.connected) return Promise.reject(new Error(`not connected: cannot publish to ${topic}`))
-  return new Promise<void>((resolve, reject) => {
-    const closed = () => reject(new Error(`the connection closed before the PUBACK of ${topic}`))
-    client.once('close', closed)
-    publish(client, topic, payload, qos).then(resolve, reject).finally(() => client.removeListener('close', closed))
-  })
-}
+const send = publish
 
 const measurement = (timestamp: number, value: Record<string, unknown> = { temperature: 21.5 }, revision = 0) => ({ revision, timestamp, value })
 const measurements = (...items: unknown[]) => ({ measurements: items })

@@ -119,8 +119,16 @@ export async function connectMqtt (t: Teardown, url: string, options: IClientOpt
 export const connectSensor = (t: Teardown, service: Service, sensor: SensorFixture, options: IClientOptions = {}) =>
   connectMqtt(t, service.mqttUrl, { username: sensor.sensorId, password: sensor.password, ...options })
 
-/** Publish and wait for the PUBACK (QoS 1 by default). */
-export async function publish (client: MqttClient, topic: string, payload: string | Buffer | object, qos: 0 | 1 = 1): Promise<void> {
+/**
+ * Publish and wait for the PUBACK (QoS 1 by default); fails at once if the connection closes
+ * first, so a broker that cut a device off makes a test fail rather than hang.
+ */
+export function publish (client: MqttClient, topic: string, payload: string | Buffer | object, qos: 0 | 1 = 1): Promise<void> {
+  if (!client.connected) return Promise.reject(new Error(`not connected: cannot publish to ${topic}`))
   const body = typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : JSON.stringify(payload)
-  await client.publishAsync(topic, body, { qos })
+  return new Promise<void>((resolve, reject) => {
+    const closed = () => reject(new Error(`the connection closed before the PUBACK of ${topic}`))
+    client.once('close', closed)
+    client.publishAsync(topic, body, { qos }).then(() => resolve(), reject).finally(() => client.removeListener('close', closed))
+  })
 }
