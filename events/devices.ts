@@ -41,13 +41,3 @@ export const ConnectionRefused = defineEvent('ConnectionRefused', 1, z.object({
   reason: RejectionReason,
   detail: z.string()
 }))
-
-export const DeviceConnected = defineEvent('DeviceConnected', 1, z.object({
-  device_identifier: z.string(),
-  client_id: z.string()
-}))
-
-export const DeviceDisconnected = defineEvent('DeviceDisconnected', 1, z.object({
-  device_identifier: z.string(),
-  client_id: z.string()
-}))

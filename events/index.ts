@@ -24,9 +24,7 @@ export const eventDefinitions = {
   LogMessagesRecorded: sensors.LogMessagesRecorded,
   MessageRejected: devices.MessageRejected,
   SubscriptionRefused: devices.SubscriptionRefused,
-  ConnectionRefused: devices.ConnectionRefused,
-  DeviceConnected: devices.DeviceConnected,
-  DeviceDisconnected: devices.DeviceDisconnected
+  ConnectionRefused: devices.ConnectionRefused
 } as const satisfies Record<string, EventDefinition>
 
 type Definitions = typeof eventDefinitions
