@@ -10,11 +10,14 @@ export type AccountCommand =
   | { type: 'RecordFailedAuthentication', user_identifier: string }
   | { type: 'CreateNetwork', network_identifier: string, network_name: string, user_identifier: string }
 
+/** The one fact outside a command that a rule needs: only registration reads it. */
 export interface AccountState { usernameTaken: boolean }
+
+const noState: AccountState = { usernameTaken: false }
 
 type AccountEvent = EventOf<'UserRegistered' | 'AccessTokenIssued' | 'AuthenticationFailed' | 'NetworkCreated' | 'NetworkMemberAdded'>
 
-export function decideAccount (command: AccountCommand, state: AccountState): AccountEvent[] {
+export function decideAccount (command: AccountCommand, state: AccountState = noState): AccountEvent[] {
   switch (command.type) {
     case 'RegisterUser':
       if (state.usernameTaken) throw new UsernameTaken()

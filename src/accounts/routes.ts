@@ -40,12 +40,12 @@ const accountRoutes: FastifyPluginAsyncZod = async function (app) {
     const metadata = { actor: `user:${user.user_id}`, correlation_id: String(request.id) }
     if (!await passwordMatches(request.body.password, user.password_hash)) {
       await store.append(`user-${user.user_id}`,
-        decideAccount({ type: 'RecordFailedAuthentication', user_identifier: user.user_id }, { usernameTaken: true }), { metadata })
+        decideAccount({ type: 'RecordFailedAuthentication', user_identifier: user.user_id }), { metadata })
       throw new WrongPassword()
     }
     const token = newSecret()
     await store.append(`user-${user.user_id}`,
-      decideAccount({ type: 'IssueAccessToken', user_identifier: user.user_id, token_sha256: sha256(token) }, { usernameTaken: true }), { metadata })
+      decideAccount({ type: 'IssueAccessToken', user_identifier: user.user_id, token_sha256: sha256(token) }), { metadata })
     return { access_token: token, user_identifier: user.user_id }
   })
 
@@ -55,8 +55,7 @@ const accountRoutes: FastifyPluginAsyncZod = async function (app) {
   }, async (request, reply) => {
     const networkId = randomUUID()
     await store.append(`network-${networkId}`, decideAccount(
-      { type: 'CreateNetwork', network_identifier: networkId, network_name: request.body.network_name, user_identifier: request.userId },
-      { usernameTaken: false }
+      { type: 'CreateNetwork', network_identifier: networkId, network_name: request.body.network_name, user_identifier: request.userId }
     ), { expectedVersion: 'no_stream', metadata: userMetadata(request) })
     return reply.code(201).send({ network_identifier: networkId })
   })

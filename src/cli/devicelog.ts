@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import cliProgress from 'cli-progress'
 import { openDatabase } from '../store/database.ts'
-import { eventQuery } from '../store/event-store.ts'
+import { eventPages, eventQuery } from '../store/event-store.ts'
 import { Projections } from '../store/projection.ts'
 import { decodeRow, type EventRow } from '../store/recorded-event.ts'
 import { verifyChain } from '../store/verify.ts'
@@ -64,7 +64,6 @@ function replay (): void {
   for (const projection of allProjections) recordVersion.run(projection.name, projection.version)
   const insert = target.prepare(`INSERT INTO events (position, stream_id, stream_version, type, schema_version, recorded_at, data, metadata, hash)
     VALUES (@position, @stream_id, @stream_version, @type, @schema_version, @recorded_at, @data, @metadata, @hash)`)
-  const page = source.prepare('SELECT * FROM events WHERE position > ? ORDER BY position LIMIT 5000')
   const copy = target.transaction((rows: EventRow[]) => {
     for (const row of rows) {
       insert.run(row)
@@ -74,12 +73,9 @@ function replay (): void {
   const bar = progressBar(total)
   const started = process.hrtime.bigint()
   let done = 0
-  for (let after = 0; ;) {
-    const rows = page.all(after) as EventRow[]
-    if (rows.length === 0) break
+  for (const rows of eventPages(source)) {
     copy(rows)
     done += rows.length
-    after = rows[rows.length - 1]!.position
     const seconds = Number(process.hrtime.bigint() - started) / 1e9
     bar.update(done, { speed: Math.round(done / Math.max(seconds, 1e-9)) })
   }

@@ -280,22 +280,21 @@ export function eventQuery (filter: EventFilter): { sql: string, params: Record<
   return { sql: `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY position LIMIT @limit`, params }
 }
 
-/** Refill projections from the whole log, in pages, inside one transaction. */
-export function rebuildProjections (
-  db: Db,
-  projections: readonly Projection[],
-  onProgress: (position: number) => void = () => {}
-): void {
+/** The whole log in position order, a page of rows at a time (replays never hold it all). */
+export function * eventPages (db: Db, pageSize = 5000): Generator<EventRow[]> {
+  const page = db.prepare('SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ?')
+  for (let after = 0; ;) {
+    const rows = page.all(after, pageSize) as EventRow[]
+    if (rows.length === 0) return
+    yield rows
+    after = rows[rows.length - 1]!.position
+  }
+}
+
+/** Refill projections from the whole log, inside one transaction. */
+export function rebuildProjections (db: Db, projections: readonly Projection[]): void {
   const runner = new Projections(db, projections)
-  const page = db.prepare('SELECT * FROM events WHERE position > ? ORDER BY position LIMIT 5000')
   db.transaction(() => {
-    let after = 0
-    for (;;) {
-      const rows = page.all(after) as EventRow[]
-      if (rows.length === 0) break
-      for (const row of rows) runner.apply(decodeRow(row))
-      after = rows[rows.length - 1]!.position
-      onProgress(after)
-    }
+    for (const rows of eventPages(db)) for (const row of rows) runner.apply(decodeRow(row))
   }).immediate()
 }
