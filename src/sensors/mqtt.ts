@@ -54,6 +54,8 @@ export function sensorDeviceKind (sensors: SensorQueries): DeviceKind {
       return {
         refused: false,
         streamId: device.streamId,
+        // Only heartbeats depend on the sensor's state (its unacknowledged revisions): the hot
+        // path for measurements and logs does not read it.
         decide: () => decideSensor(command, command.type === 'RecordHeartbeats'
           ? sensors.sensor(device.id)?.state ?? initialSensorState()
           : initialSensorState())
