@@ -41,3 +41,19 @@ export const ConnectionRefused = defineEvent('ConnectionRefused', 1, z.object({
   reason: RejectionReason,
   detail: z.string()
 }))
+
+/** A device's MQTT connection was accepted (CONNACK 0). */
+export const DeviceConnected = defineEvent('DeviceConnected', 1, z.object({
+  client_id: z.string()
+}))
+
+/**
+ * A device's connection ended: it closed or was lost (`closed`), the service cut it off for
+ * refusing too much (`too_many_refusals`, recorded once), or the service stopped with it
+ * connected (`service_stopped`, recorded at the next start when the stop was not graceful).
+ */
+export const DeviceDisconnected = defineEvent('DeviceDisconnected', 1, z.object({
+  client_id: z.string(),
+  reason: z.enum(['closed', 'too_many_refusals', 'service_stopped']),
+  detail: z.string()
+}))

@@ -3,11 +3,13 @@ import type { EventDefinition } from './define.ts'
 import * as accounts from './accounts.ts'
 import * as devices from './devices.ts'
 import * as sensors from './sensors.ts'
+import * as sockets from './sockets.ts'
 
 export * from './define.ts'
 export * as accounts from './accounts.ts'
 export * as devices from './devices.ts'
 export * as sensors from './sensors.ts'
+export * as sockets from './sockets.ts'
 
 /** Every event type the log may hold, by name. */
 export const eventDefinitions = {
@@ -24,7 +26,28 @@ export const eventDefinitions = {
   LogMessagesRecorded: sensors.LogMessagesRecorded,
   MessageRejected: devices.MessageRejected,
   SubscriptionRefused: devices.SubscriptionRefused,
-  ConnectionRefused: devices.ConnectionRefused
+  ConnectionRefused: devices.ConnectionRefused,
+  DeviceConnected: devices.DeviceConnected,
+  DeviceDisconnected: devices.DeviceDisconnected,
+  SocketRegistered: sockets.SocketRegistered,
+  SocketCommanded: sockets.SocketCommanded,
+  PowerReported: sockets.PowerReported,
+  PowerCommandUnanswered: sockets.PowerCommandUnanswered,
+  EnergyReported: sockets.EnergyReported,
+  SocketStatusReported: sockets.SocketStatusReported,
+  SocketInfoReported: sockets.SocketInfoReported,
+  SocketAvailabilityReported: sockets.SocketAvailabilityReported,
+  SocketMessageReceived: sockets.SocketMessageReceived,
+  InstanceStarted: sockets.InstanceStarted,
+  InstanceStartRefused: sockets.InstanceStartRefused,
+  InstanceStartFailed: sockets.InstanceStartFailed,
+  InstanceStopped: sockets.InstanceStopped,
+  InstanceDeleted: sockets.InstanceDeleted,
+  EmergencyStopped: sockets.EmergencyStopped,
+  EmergencyRecovered: sockets.EmergencyRecovered,
+  WaitStarted: sockets.WaitStarted,
+  WaitEnded: sockets.WaitEnded,
+  CallbackAttempted: sockets.CallbackAttempted
 } as const satisfies Record<string, EventDefinition>
 
 type Definitions = typeof eventDefinitions

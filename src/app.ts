@@ -13,6 +13,7 @@ import type { Config } from './config.ts'
 import devices from './devices/plugin.ts'
 import { allProjections } from './projections.ts'
 import sensors from './sensors/index.ts'
+import sockets from './sockets/index.ts'
 import store from './store/plugin.ts'
 
 export interface AppOptions {
@@ -47,7 +48,7 @@ async function app (instance: FastifyInstance, { config, clock }: AppOptions) {
   await app.register(store, { databasePath: config.DATABASE_PATH, projections: allProjections, clock, maxGroup: config.GROUP_COMMIT_MAX })
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } })
   await app.register(devices)
-  await app.register(broker)
+  await app.register(broker, { maxRefusalsPerMinute: config.MQTT_MAX_REFUSALS_PER_MINUTE })
   await app.register(authentication)
 
   const startedAt = clock.now() / 1000
@@ -58,6 +59,7 @@ async function app (instance: FastifyInstance, { config, clock }: AppOptions) {
   await app.register(accountRoutes)
   await app.register(auditRoutes)
   await app.register(sensors, { summaryIntervalSeconds: config.STREAM_SUMMARY_INTERVAL_SECONDS })
+  await app.register(sockets, { replyTimeoutMs: config.SOCKET_REPLY_TIMEOUT_MS, defaultTopic: config.SOCKET_TOPIC })
 }
 
 // Not encapsulated: server.ts and tests reach the decorators (broker, store) on the root instance.

@@ -16,7 +16,13 @@ export const ConfigSchema = z.object({
   /** Most units of work committed in one transaction. */
   GROUP_COMMIT_MAX: z.coerce.number().int().min(1).max(100_000).default(1000),
   /** How often GET /streams/<network> sends its measurement summary. */
-  STREAM_SUMMARY_INTERVAL_SECONDS: z.coerce.number().positive().default(60)
+  STREAM_SUMMARY_INTERVAL_SECONDS: z.coerce.number().positive().default(60),
+  /** A device refused more often than this within a minute is disconnected (recorded once). */
+  MQTT_MAX_REFUSALS_PER_MINUTE: z.coerce.number().int().min(1).default(100),
+  /** The socket the reference's `/api/...` routes drive (its MQTT_TOPIC); unset: the first registered. */
+  SOCKET_TOPIC: z.string().min(1).optional(),
+  /** How long a command to a plug waits for its report. */
+  SOCKET_REPLY_TIMEOUT_MS: z.coerce.number().int().positive().default(5000)
 })
 export type Config = z.infer<typeof ConfigSchema>
 

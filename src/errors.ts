@@ -10,6 +10,13 @@ export const UsernameTaken = createError('DL_USERNAME_TAKEN', 'username already 
 export const NetworkNotFound = createError('DL_NETWORK_NOT_FOUND', 'network not found', 404)
 export const SensorNotFound = createError('DL_SENSOR_NOT_FOUND', 'sensor not found', 404)
 export const SensorNameTaken = createError('DL_SENSOR_NAME_TAKEN', 'a sensor with this name exists in the network', 409)
+export const SocketNotFound = createError('DL_SOCKET_NOT_FOUND', 'socket not found', 404)
+export const SocketTopicTaken = createError('DL_SOCKET_TOPIC_TAKEN', 'another socket uses this topic', 409)
+export const InstanceNotFound = createError('DL_INSTANCE_NOT_FOUND', 'instance not found', 404)
+export const EmergencyStopActive = createError('DL_EMERGENCY_STOP_ACTIVE', 'the socket is emergency-stopped: recover it first', 409)
+export const PlugAnsweredOtherwise = createError<[string, string]>('DL_PLUG_ANSWERED_OTHERWISE', 'the plug answered %s to %s', 409)
+export const PlugDidNotAnswer = createError<[string, number]>('DL_PLUG_DID_NOT_ANSWER', 'the plug did not answer %s within %d ms', 500)
+export const PlugDidNotSwitchOff = createError('DL_PLUG_DID_NOT_SWITCH_OFF', 'the plug answered ON to OFF', 500)
 export const StreamVersionConflict = createError<[string, string, number]>(
   'DL_STREAM_VERSION_CONFLICT', 'stream %s: expected version %s, found %s', 409)
 export const InvalidEvent = createError<[string, string]>('DL_INVALID_EVENT', 'event %s does not match its schema: %s', 500)

@@ -3,6 +3,7 @@ import { streamAccessProjection } from './audit/stream-access.ts'
 import { deviceProjections } from './devices/projections.ts'
 import type { Projection } from './store/projection.ts'
 import { sensorProjections } from './sensors/index.ts'
+import { socketsProjection } from './sockets/index.ts'
 
 /** Every read model of the service: the live run and `devicelog replay` fold the same list. */
 export const allProjections: readonly Projection[] = [
@@ -10,5 +11,6 @@ export const allProjections: readonly Projection[] = [
   networksProjection,
   streamAccessProjection,
   ...deviceProjections,
-  ...sensorProjections
+  ...sensorProjections,
+  socketsProjection
 ]

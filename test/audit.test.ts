@@ -57,7 +57,7 @@ t.test('GET /api/v1/events shows only the streams the caller may see', async t =
     t.equal(page.next_after, expected.at(-1)!.position)
     t.notOk(page.events.some(e => [`user-${other.userId}`, `network-${other.networkId}`, `sensor-${other.sensorId}`, 'broker'].includes(e.stream_id)), "nothing of the other user's")
     t.strictSame([...new Set(page.events.map(e => e.type))].sort(), [
-      'AccessTokenIssued', 'MeasurementsRecorded', 'MessageRejected', 'NetworkCreated', 'NetworkMemberAdded',
+      'AccessTokenIssued', 'DeviceConnected', 'MeasurementsRecorded', 'MessageRejected', 'NetworkCreated', 'NetworkMemberAdded',
       'SensorConfigurationRevised', 'SensorRegistered', 'UserRegistered'
     ])
     // each event as the log holds it
@@ -135,8 +135,8 @@ t.test('the default page is 100 events', async t => {
   t.equal(page.events.length, 100)
   t.equal(page.next_after, page.events[99]!.position)
   const rest = await feed(service, token, `?after=${page.next_after}`)
-  t.equal(page.events.length + rest.events.length, 2 + 2 + 1 + 120, 'registration, network, sensor, 120 messages')
-  t.equal((await feed(service, token, '?limit=1000')).events.length, 125)
+  t.equal(page.events.length + rest.events.length, 2 + 2 + 1 + 1 + 120, 'registration, network, sensor, its connection, 120 messages')
+  t.equal((await feed(service, token, '?limit=1000')).events.length, 126)
 })
 
 t.test('stream= and type= filters', async t => {
@@ -148,8 +148,8 @@ t.test('stream= and type= filters', async t => {
   t.strictSame(sensorStream.events, everything.filter(e => e.stream_id === `sensor-${alice.sensorId}`))
   t.strictSame(sensorStream.events.map(e => e.stream_version), sensorStream.events.map((_, i) => i), 'the whole stream, version by version')
   t.strictSame(sensorStream.events.map(e => e.type), [
-    'SensorRegistered', 'SensorConfigurationRevised', 'MeasurementsRecorded', 'MessageRejected',
-    'SensorConfigurationRevised', 'MeasurementsRecorded', 'MessageRejected'
+    'SensorRegistered', 'SensorConfigurationRevised', 'DeviceConnected', 'MeasurementsRecorded', 'MessageRejected',
+    'SensorConfigurationRevised', 'DeviceConnected', 'MeasurementsRecorded', 'MessageRejected'
   ])
 
   const measurements = await feed(service, alice.token, '?type=MeasurementsRecorded')
@@ -164,7 +164,7 @@ t.test('stream= and type= filters', async t => {
     t.strictSame(page, { events: [], next_after: 0 }, `${stream.split('-')[0]}: another's stream is empty, as an unknown one`)
   }
   t.strictSame((await feed(service, alice.token, '?type=NoSuchType')).events, [])
-  t.equal((await feed(service, bob.token, `?stream=sensor-${bob.sensorId}`)).events.length, 7, 'while its owner sees it')
+  t.equal((await feed(service, bob.token, `?stream=sensor-${bob.sensorId}`)).events.length, 9, 'while its owner sees it')
 })
 
 t.test('401 without a valid token, 400 for bad parameters', async t => {

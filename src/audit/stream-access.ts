@@ -5,8 +5,8 @@ import { decodeRow, type EventRow } from '../store/recorded-event.ts'
 /** Which network each stream belongs to: members of a network may read its streams' events. */
 export const streamAccessProjection: Projection = {
   name: 'stream_access',
-  version: 1,
-  handles: ['NetworkCreated', 'SensorRegistered', 'SensorConfigurationRevised'],
+  version: 2,
+  handles: ['NetworkCreated', 'SensorRegistered', 'SensorConfigurationRevised', 'SocketRegistered'],
   tables: ['stream_access'],
   ddl: `CREATE TABLE IF NOT EXISTS stream_access (stream_id TEXT PRIMARY KEY, network_id TEXT NOT NULL) STRICT;
     CREATE INDEX IF NOT EXISTS stream_access_by_network ON stream_access (network_id);`,
@@ -20,6 +20,7 @@ export const streamAccessProjection: Projection = {
           break
         case 'SensorRegistered':
         case 'SensorConfigurationRevised':
+        case 'SocketRegistered':
           upsert.run(event.stream_id, event.data.network_identifier)
           break
       }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
 import type { FastifyBaseLogger } from 'fastify'
+import type { Clock } from '../clock.ts'
 import type { DomainEvent, Metadata } from '../../events/index.ts'
 import { sha256 } from '../accounts/secrets.ts'
 import type { DeviceQueries } from '../devices/projections.ts'
@@ -17,7 +18,15 @@ const EXCERPT_BYTES = 1024
 export const REFUSED_TOPIC = '$devicelog/refused'
 
 const deviceKey = Symbol('device')
-type DeviceClient = Client & { [deviceKey]?: ConnectedDevice }
+const refusalsKey = Symbol('refusals')
+/** Set once a client is cut off for refusing too much: its disconnect is already recorded. */
+const cutOffKey = Symbol('cut off')
+type DeviceClient = Client & { [deviceKey]?: ConnectedDevice, [refusalsKey]?: number[], [cutOffKey]?: boolean }
+
+/** The device an authenticated client is, for the capabilities' broker listeners. */
+export const deviceOf = (client: Client): ConnectedDevice | undefined => (client as DeviceClient)[deviceKey]
+
+const REFUSAL_WINDOW_MS = 60_000
 
 export interface DeviceBrokerOptions {
   store: EventStore
@@ -25,13 +34,16 @@ export interface DeviceBrokerOptions {
   /** Filled by each capability's plugin (broker.registerKind); read at every message. */
   kinds: ReadonlyMap<string, DeviceKind>
   log: FastifyBaseLogger
+  clock: Clock
+  /** More refusals than this within a minute cut the client off (recorded once). */
+  maxRefusalsPerMinute: number
 }
 
 /**
  * The embedded broker. Every hook is a small named function; only authorizePublish runs before
  * a QoS 1 PUBACK, so it holds its callback until the message's events are committed.
  */
-export async function createDeviceBroker ({ store, devices, kinds: kindByName, log }: DeviceBrokerOptions): Promise<Aedes> {
+export async function createDeviceBroker ({ store, devices, kinds: kindByName, log, clock, maxRefusalsPerMinute }: DeviceBrokerOptions): Promise<Aedes> {
   function metadataFor (client: Client, packet?: PublishPacket): Metadata {
     const metadata: Metadata = { actor: `mqtt:${client.id}`, correlation_id: randomUUID() }
     if (packet !== undefined && packet.qos > 0) {
@@ -55,11 +67,35 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
     }
   }
 
+  /**
+   * One refusal policy for every device, as Mosquitto's: a refused message or subscription never
+   * costs the connection. Only a client that keeps at it is cut off; true means cut it off now.
+   */
+  function overRefusalLimit (client: Client): boolean {
+    const deviceClient = client as DeviceClient
+    const now = clock.now()
+    const recent = (deviceClient[refusalsKey] ?? []).filter(at => at > now - REFUSAL_WINDOW_MS)
+    recent.push(now)
+    deviceClient[refusalsKey] = recent
+    return recent.length > maxRefusalsPerMinute
+  }
+
+  /** Records the cut-off once; the caller's hook then fails, which makes Aedes close the client. */
+  function cutOff (client: Client, tx: Transaction, streamId: string): void {
+    const deviceClient = client as DeviceClient
+    if (deviceClient[cutOffKey] === true) return
+    deviceClient[cutOffKey] = true
+    tx.append(streamId, [{
+      type: 'DeviceDisconnected',
+      data: { client_id: client.id, reason: 'too_many_refusals', detail: `more than ${maxRefusalsPerMinute} refusals in a minute` }
+    }], { metadata: metadataFor(client) })
+  }
+
   function authenticate (client: Client, username: string | undefined, password: Buffer | undefined, done: (error: AuthenticateError | null, success: boolean | null) => void) {
     const credentials = username === undefined ? undefined : devices.credentials(username)
     if (credentials !== undefined && password !== undefined && sha256(password) === credentials.password_sha256) {
       (client as DeviceClient)[deviceKey] = {
-        kind: credentials.kind, id: credentials.device_id, streamId: credentials.stream_id, networkId: credentials.network_id
+        clientId: client.id, kind: credentials.kind, id: credentials.device_id, streamId: credentials.stream_id, networkId: credentials.network_id
       }
       return done(null, true)
     }
@@ -96,13 +132,16 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
     const outcome = interpret((client as DeviceClient)[deviceKey], packet)
     const metadata = metadataFor(client, packet)
     let refused = 'reason' in outcome
+    let cutOffNow = false
     store.transact(tx => {
+      cutOffNow = false
       if (packet.dup && metadata.mqtt?.message_id !== undefined &&
         devices.alreadyRecorded(client.id, metadata.mqtt.message_id, metadata.mqtt.payload_sha256)) {
         refused = true // recorded, and forwarded if it was valid, the first time
         return
       }
       if ('reason' in outcome) {
+        if (overRefusalLimit(client)) { cutOffNow = true; return cutOff(client, tx, outcome.streamId) }
         tx.append(outcome.streamId, [rejectionEvent(client, packet.topic, payload, outcome)], { metadata })
         return
       }
@@ -112,12 +151,14 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
       } catch (error) {
         if (!(error instanceof DeviceMessageRefused)) throw error
         refused = true
+        if (overRefusalLimit(client)) { cutOffNow = true; return cutOff(client, tx, outcome.streamId) }
         tx.append(outcome.streamId, [rejectionEvent(client, packet.topic, payload, error)], { metadata })
         return
       }
       // The device kind parsed the payload with the message schema the events are made of.
       tx.append(outcome.streamId, events, { metadata, validated: true })
     }).then(() => {
+      if (cutOffNow || (client as DeviceClient)[cutOffKey] === true) return done(new Error('too many refusals'))
       if (refused) {
         packet.topic = REFUSED_TOPIC
         packet.retain = false
@@ -139,11 +180,38 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
       : kind.refuseSubscription(device, subscription.topic)
     if (refusal === null) return done(null, subscription)
     // A refused subscription gets failure code 0x80 in the SUBACK; the connection stays open.
-    store.append(device?.streamId ?? 'broker', [{
-      type: 'SubscriptionRefused',
-      data: { topic: subscription.topic, client_id: client.id, username: device?.id ?? null, ...refusal }
-    }], { metadata: metadataFor(client) }).then(() => done(null, null), (error: unknown) => done(error as Error))
+    const streamId = device?.streamId ?? 'broker'
+    let cutOffNow = false
+    store.transact(tx => {
+      cutOffNow = overRefusalLimit(client)
+      if (cutOffNow) return cutOff(client, tx, streamId)
+      tx.append(streamId, [{
+        type: 'SubscriptionRefused',
+        data: { topic: subscription.topic, client_id: client.id, username: device?.id ?? null, ...refusal }
+      }], { metadata: metadataFor(client) })
+    }).then(() => cutOffNow ? done(new Error('too many refusals')) : done(null, null), (error: unknown) => done(error as Error))
   }
 
-  return Aedes.createBroker({ authenticate, authorizePublish, authorizeSubscribe })
+  const aedes = await Aedes.createBroker({ authenticate, authorizePublish, authorizeSubscribe })
+
+  // Presence: every accepted connection and its end, on the device's stream.
+  const recordPresence = (client: Client, event: DomainEvent) => {
+    const device = deviceOf(client)
+    if (device === undefined) return
+    store.append(device.streamId, [event], { metadata: metadataFor(client) })
+      .catch(error => log.warn({ err: error, clientId: client.id }, 'could not record presence'))
+  }
+  aedes.on('client', client => recordPresence(client, { type: 'DeviceConnected', data: { client_id: client.id } }))
+  aedes.on('clientDisconnect', client => {
+    if ((client as DeviceClient)[cutOffKey] === true) return
+    recordPresence(client, { type: 'DeviceDisconnected', data: { client_id: client.id, reason: 'closed', detail: 'the connection ended' } })
+  })
+  aedes.on('subscribe', (subscriptions, client) => {
+    const device = deviceOf(client)
+    // Aedes reports refused subscriptions with their SUBACK code, 128, as qos.
+    const granted = subscriptions.filter(s => (s.qos as number) !== 128).map(s => s.topic)
+    if (device === undefined || granted.length === 0) return
+    kindByName.get(device.kind)?.subscribed?.(device, granted)
+  })
+  return aedes
 }

@@ -5,6 +5,8 @@ type RejectionReason = devices.RejectionReason
 
 /** An authenticated MQTT client: which device it is. Set at CONNECT, read by every other hook. */
 export interface ConnectedDevice {
+  /** The MQTT client id it connected with. */
+  clientId: string
   kind: string
   id: string
   streamId: string
@@ -24,6 +26,8 @@ export interface DeviceKind {
   interpretPublish(device: ConnectedDevice, topic: string, payload: Buffer): Interpretation
   /** null allows the subscription. */
   refuseSubscription(device: ConnectedDevice, topic: string): Refusal | null
+  /** After a SUBACK: the topics the device was granted (a plug that subscribed can be asked). */
+  subscribed?(device: ConnectedDevice, topics: string[]): void
 }
 
 /** Thrown by a decider when a well-formed message breaks a rule: recorded as a rejection. */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import type { Aedes } from 'aedes'
@@ -33,9 +34,17 @@ declare module 'fastify' {
  * The embedded Aedes broker, reachable over TCP (listen) and over WebSocket at /mqtt on the
  * HTTP port. On close it stops accepting, then closes every client, before the store closes.
  */
-export default fp(async function brokerPlugin (app) {
+export interface BrokerOptions { maxRefusalsPerMinute: number }
+
+export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusalsPerMinute }) {
+  // Devices the log still calls connected were cut off by an unclean stop: say so first.
+  for (const { stream_id, client_id } of app.devices.connected()) {
+    await app.store.append(stream_id, [{
+      type: 'DeviceDisconnected', data: { client_id, reason: 'service_stopped', detail: 'the service stopped while it was connected' }
+    }], { metadata: { actor: 'system', correlation_id: randomUUID() } })
+  }
   const kinds = new Map<string, DeviceKind>()
-  const aedes = await createDeviceBroker({ store: app.store, devices: app.devices, kinds, log: app.log })
+  const aedes = await createDeviceBroker({ store: app.store, devices: app.devices, kinds, log: app.log, clock: app.clock, maxRefusalsPerMinute })
   let tcp: Server | undefined
 
   app.decorate('broker', {

@@ -4,8 +4,8 @@ import type { Projection } from '../store/projection.ts'
 /** The MQTT identity of every device, whatever its kind: username, password hash, network. */
 export const deviceCredentialsProjection: Projection = {
   name: 'device_credentials',
-  version: 1,
-  handles: ['SensorRegistered', 'SensorConfigurationRevised'],
+  version: 2,
+  handles: ['SensorRegistered', 'SensorConfigurationRevised', 'SocketRegistered'],
   tables: ['device_credentials'],
   ddl: `CREATE TABLE IF NOT EXISTS device_credentials (
       username TEXT PRIMARY KEY, kind TEXT NOT NULL, device_id TEXT NOT NULL, stream_id TEXT NOT NULL,
@@ -23,6 +23,11 @@ export const deviceCredentialsProjection: Projection = {
           break
         case 'SensorConfigurationRevised':
           move.run(event.data.network_identifier, event.data.sensor_identifier)
+          break
+        case 'SocketRegistered':
+          // A Tasmota plug's MQTT user is its topic: MqttUser holds 32 characters, a UUID 36.
+          insert.run(event.data.topic, 'socket', event.data.socket_identifier, event.stream_id,
+            event.data.network_identifier, event.data.mqtt_password_sha256)
           break
       }
     }
@@ -82,8 +87,10 @@ export const deviceRejectionsProjection: Projection = {
  */
 export const mqttInboxProjection: Projection = {
   name: 'mqtt_inbox',
-  version: 1,
-  handles: ['MeasurementsRecorded', 'LogMessagesRecorded', 'HeartbeatsReceived', 'MessageRejected'],
+  version: 2,
+  handles: ['MeasurementsRecorded', 'LogMessagesRecorded', 'HeartbeatsReceived', 'MessageRejected', 'SocketCommanded',
+    'PowerReported', 'EnergyReported', 'SocketStatusReported', 'SocketInfoReported', 'SocketAvailabilityReported',
+    'SocketMessageReceived'],
   tables: ['mqtt_inbox'],
   ddl: `CREATE TABLE IF NOT EXISTS mqtt_inbox (
       client_id TEXT NOT NULL, message_id INTEGER NOT NULL, payload_sha256 TEXT NOT NULL, position INTEGER NOT NULL,
@@ -99,6 +106,35 @@ export const mqttInboxProjection: Projection = {
     }
   }
 }
+
+/**
+ * Whether each device is connected now, since when, and when it was last seen: presence,
+ * from the broker's connect and disconnect events. A device may hold more than one connection
+ * for a moment (a reconnect that takes over its client id), so connections are counted.
+ */
+export const devicePresenceProjection: Projection = {
+  name: 'device_presence',
+  version: 1,
+  handles: ['DeviceConnected', 'DeviceDisconnected'],
+  tables: ['device_presence'],
+  ddl: `CREATE TABLE IF NOT EXISTS device_presence (
+      stream_id TEXT PRIMARY KEY, connections INTEGER NOT NULL, changed_at TEXT NOT NULL, client_id TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID;`,
+  prepare (db) {
+    const change = db.prepare(`INSERT INTO device_presence (stream_id, connections, changed_at, client_id)
+      VALUES (@stream, max(@delta, 0), @at, @client)
+      ON CONFLICT (stream_id) DO UPDATE SET connections = max(connections + @delta, 0), changed_at = @at, client_id = @client`)
+    const reset = db.prepare('UPDATE device_presence SET connections = 0, changed_at = ? WHERE stream_id = ?')
+    return event => {
+      const row = { stream: event.stream_id, at: event.recorded_at }
+      if (event.type === 'DeviceConnected') change.run({ ...row, delta: 1, client: event.data.client_id })
+      else if (event.type === 'DeviceDisconnected' && event.data.reason === 'service_stopped') reset.run(event.recorded_at, event.stream_id)
+      else if (event.type === 'DeviceDisconnected') change.run({ ...row, delta: -1, client: event.data.client_id })
+    }
+  }
+}
+
+export interface Presence { online: boolean, since: string | null }
 
 export interface DeviceCredentials {
   username: string
@@ -126,7 +162,15 @@ export function deviceQueries (db: Db) {
   const inbox = db.prepare('SELECT payload_sha256 FROM mqtt_inbox WHERE client_id = ? AND message_id = ?').pluck()
   const rejections = db.prepare(`SELECT position, recorded_at, kind, topic, client_id, reason, detail, payload_excerpt, payload_bytes
     FROM device_rejections WHERE stream_id = ? AND position > ? ORDER BY position LIMIT ?`)
+  const presence = db.prepare('SELECT connections, changed_at FROM device_presence WHERE stream_id = ?')
+  const connected = db.prepare('SELECT stream_id, client_id FROM device_presence WHERE connections > 0')
   return {
+    presence (streamId: string): Presence {
+      const row = presence.get(streamId) as { connections: number, changed_at: string } | undefined
+      return { online: (row?.connections ?? 0) > 0, since: row?.changed_at ?? null }
+    },
+    /** Devices the log says are connected: after an unclean stop, none of them really is. */
+    connected: () => connected.all() as Array<{ stream_id: string, client_id: string }>,
     credentials: (username: string) => credentials.get(username) as DeviceCredentials | undefined,
     alreadyRecorded: (clientId: string, messageId: number, payloadSha256: string) => inbox.get(clientId, messageId) === payloadSha256,
     rejections: (streamId: string, after: number, limit: number) => rejections.all(streamId, after, limit) as DeviceRejection[]
@@ -134,4 +178,4 @@ export function deviceQueries (db: Db) {
 }
 export type DeviceQueries = ReturnType<typeof deviceQueries>
 
-export const deviceProjections = [deviceCredentialsProjection, deviceRejectionsProjection, mqttInboxProjection]
+export const deviceProjections = [deviceCredentialsProjection, deviceRejectionsProjection, mqttInboxProjection, devicePresenceProjection]
