@@ -45,6 +45,11 @@ export type SocketState =
     pending: PendingPower[]
     emergency: boolean
     running: string[]
+    /**
+     * Stock Tasmota reports each change twice: `stat/<topic>/RESULT {"POWER"}` and then
+     * `stat/<topic>/POWER`. The value of a RESULT, until its POWER echo has come.
+     */
+    echo?: Power | null
   }
 
 type Registered = Extract<SocketState, { status: 'registered' }>
@@ -138,8 +143,9 @@ export function decideSocket (command: SocketCommand, state: SocketState, contex
       return [{ type: 'CallbackAttempted', data: { socket_identifier, ...data } }]
     }
     case 'ReportPower': {
-      const head = state.pending[0]
-      const outcome = head !== undefined
+      const isEcho = command.source.startsWith('POWER') && state.echo === command.power
+      const head = isEcho ? undefined : state.pending[0]
+      const outcome = isEcho ? 'unchanged' : head !== undefined
         ? (head.power === command.power ? 'confirmed' : 'contradicted')
         // Tasmota sends each change on RESULT and on POWER: only a change counts as a press.
         : (state.power !== null && state.power !== command.power ? 'pressed' : 'unchanged')
@@ -185,6 +191,7 @@ export function evolveSocket (state: SocketState, event: SocketEvent): SocketSta
       return {
         ...state,
         power: event.data.power,
+        echo: event.data.source === 'RESULT' ? event.data.power : null,
         pending: event.data.outcome === 'confirmed' || event.data.outcome === 'contradicted' ? state.pending.slice(1) : state.pending
       }
     case 'PowerCommandUnanswered': {
