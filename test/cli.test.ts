@@ -1,24 +1,9 @@
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import t, { type Test } from 'tap'
-import { allProjections } from '../src/projections.ts'
 import { devicelog } from './helpers/process.ts'
+import { projectionRows } from './helpers/projection-rows.ts'
 import { connectSensor, createSensor, http, publish, startService, tempDir } from './helpers/service.ts'
-
-/** Every row of every projection table, in a stable order. */
-function projectionRows (path: string): Record<string, unknown[]> {
-  const db = new Database(path, { readonly: true })
-  try {
-    const rows: Record<string, unknown[]> = {}
-    for (const table of allProjections.flatMap(p => p.tables)) {
-      const columns = (db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>).map(c => c.name)
-      rows[table] = db.prepare(`SELECT * FROM ${table} ORDER BY ${columns.join(', ')}`).all()
-    }
-    return rows
-  } finally {
-    db.close()
-  }
-}
 
 /** A database with a bit of everything: accounts, sensors, revisions, reports, refusals. */
 async function liveDatabase (t: Test) {
