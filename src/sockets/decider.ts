@@ -144,11 +144,15 @@ export function decideSocket (command: SocketCommand, state: SocketState, contex
     }
     case 'ReportPower': {
       const isEcho = command.source.startsWith('POWER') && state.echo === command.power
-      const head = isEcho ? undefined : state.pending[0]
-      const outcome = isEcho ? 'unchanged' : head !== undefined
+      // Only a command's own answer (RESULT, POWER) answers it: a STATUS asked for at connect
+      // while a command is in flight says what the plug is, not what it did.
+      const answers = !isEcho && (command.source === 'RESULT' || command.source.startsWith('POWER'))
+      const head = answers ? state.pending[0] : undefined
+      const outcome = head !== undefined
         ? (head.power === command.power ? 'confirmed' : 'contradicted')
-        // Tasmota sends each change on RESULT and on POWER: only a change counts as a press.
-        : (state.power !== null && state.power !== command.power ? 'pressed' : 'unchanged')
+        // Tasmota sends each change on RESULT and on POWER: only a change counts as a press,
+        // and none is inferred while commands are in flight.
+        : (!isEcho && state.pending.length === 0 && state.power !== null && state.power !== command.power ? 'pressed' : 'unchanged')
       const events: SocketEvent[] = [{
         type: 'PowerReported',
         data: { socket_identifier, power: command.power, source: command.source, outcome, instance_identifier: head?.instance_identifier ?? null }

@@ -204,7 +204,8 @@ export function socketDeviceKind (sockets: SocketQueries, listening: (socketId: 
     refuseSubscription (device, filter) {
       const socket = sockets.socket(device.id)
       if (socket === undefined) return { reason: 'unknown_topic', detail: 'unknown socket' }
-      const allowed = [socket.topic, GROUP_TOPIC, `${device.clientId}_fb`].map(topic => topicBase(socket.full_topic, 'cmnd', topic))
+      // The group topic follows FullTopic; the fallback topic does not: it is always cmnd/<client id>_fb/.
+      const allowed = [...[socket.topic, GROUP_TOPIC].map(topic => topicBase(socket.full_topic, 'cmnd', topic)), `cmnd/${device.clientId}_fb/`]
       if (allowed.some(base => filter.startsWith(base))) return null
       return { reason: 'foreign_topic', detail: `a plug subscribes only to its own, its group's and its fallback command topics` }
     },
