@@ -205,7 +205,7 @@ t.test('GET /api/wait answers {waiting: true}, then calls back {waiting: false}'
   clock.advance(1)
   await ended
   t.strictSame((await receiver.until(1))[0]!.body, { waiting: false })
-  for (const query of ['', '?duration=0', '?duration=-2', '?duration=abc']) {
+  for (const query of ['', '?duration=0', '?duration=-2', '?duration=abc', '?duration=2147484']) {
     const bad = await api(service, socket).call('GET', `/api/wait${query}`)
     t.equal(bad.status, 422, `wait${query}`)
     t.type(bad.body.message, 'string')
@@ -300,6 +300,8 @@ t.test('bad input is 422 with a message; unknown instances 404', async t => {
     ['POST', '/api/start-wait-stop', { duration: -5 }],
     ['POST', '/api/start-wait-stop', { duration: 'soon' }],
     ['POST', '/api/instance?timeout=-1', undefined],
+    ['POST', '/api/instance?timeout=2147483648', undefined],
+    ['POST', '/api/start-wait-stop', { duration: 2_147_484 }],
     ['POST', '/api/instance', { timeout: 'never' }],
     ['GET', '/api/instance', undefined],
     ['PUT', '/api/instance', undefined],

@@ -16,7 +16,10 @@ import { Instance, ServerData, Socket, instanceView, serverView, socketView } fr
 /** The reference's error body. */
 const Message = z.object({ message: z.string() })
 const Errors = { 401: Message, 404: Message, 409: Message, 422: Message, 500: Message }
-const positive = z.coerce.number().finite().positive()
+/** Node's timers hold at most 2^31-1 ms (24.8 days): a longer one would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+const milliseconds = z.coerce.number().finite().positive().max(MAX_TIMER_MS)
+const seconds = z.coerce.number().finite().positive().max(Math.floor(MAX_TIMER_MS / 1000))
 const InstanceResponse = z.object({ instance: Instance })
 
 export interface SocketRoutesOptions {
@@ -135,7 +138,7 @@ const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = async funct
     return { instance: instanceView(sockets, instance) }
   }
 
-  const Timeout = z.object({ timeout: positive.optional() }).nullish()
+  const Timeout = z.object({ timeout: milliseconds.optional() }).nullish()
   app.post('/instance', {
     schema: { params: SocketParams, querystring: Timeout, body: Timeout, response: { 200: InstanceResponse, ...Errors } }
   }, async (request, reply) => {
@@ -145,7 +148,7 @@ const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = async funct
     return view(socket, id)
   })
 
-  const Duration = z.object({ duration: positive, timeout: positive.optional() })
+  const Duration = z.object({ duration: seconds, timeout: milliseconds.optional() })
   app.post('/start-wait-stop', {
     schema: { params: SocketParams, body: Duration.partial().nullish(), querystring: Duration.partial(), response: { 200: InstanceResponse, ...Errors } }
   }, async (request, reply) => {
@@ -179,7 +182,7 @@ const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = async funct
   }
 
   app.get('/wait', {
-    schema: { params: SocketParams, querystring: z.object({ duration: positive }), response: { 200: z.object({ waiting: z.literal(true) }), ...Errors } }
+    schema: { params: SocketParams, querystring: z.object({ duration: seconds }), response: { 200: z.object({ waiting: z.literal(true) }), ...Errors } }
   }, async (request, reply) => {
     await control.startWait(resolve(request), request.query.duration, callbacksOf(request, reply), userMetadata(request))
     return { waiting: true as const }
