@@ -38,10 +38,16 @@ export interface BrokerOptions { maxRefusalsPerMinute: number }
 
 export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusalsPerMinute }) {
   // Devices the log still calls connected were cut off by an unclean stop: say so first.
-  for (const { stream_id, client_id } of app.devices.connected()) {
-    await app.store.append(stream_id, [{
-      type: 'DeviceDisconnected', data: { client_id, reason: 'service_stopped', detail: 'the service stopped while it was connected' }
-    }], { metadata: { actor: 'system', correlation_id: randomUUID() } })
+  const stale = app.devices.connected()
+  if (stale.length > 0) {
+    const metadata = { actor: 'system', correlation_id: randomUUID() }
+    await app.store.transact(tx => {
+      for (const { stream_id, client_id } of stale) {
+        tx.append(stream_id, [{
+          type: 'DeviceDisconnected', data: { client_id, reason: 'service_stopped', detail: 'the service stopped while it was connected' }
+        }], { metadata })
+      }
+    })
   }
   const kinds = new Map<string, DeviceKind>()
   const aedes = await createDeviceBroker({ store: app.store, devices: app.devices, kinds, log: app.log, clock: app.clock, maxRefusalsPerMinute })
