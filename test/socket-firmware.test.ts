@@ -340,7 +340,7 @@ t.test('payloads as firmware writes them are read; only what cannot be read is r
   t.same(refusedMessages(service, stream), [])
 
   const refused = (reason: string, topic: string, payload: string) => ['MessageRejected', {
-    topic: topic.replace('<t>', socket.topic), client_id: client.options.clientId, username: socket.socketId, reason,
+    topic: topic.replace('<t>', socket.topic), client_id: client.options.clientId, username: socket.topic, reason,
     detail: String, payload_excerpt: payload, payload_bytes: Buffer.byteLength(payload)
   }]
   const invalidJson = await reported('stat/<t>/STATUS10', '{"StatusSNS":')

@@ -58,7 +58,7 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
       data: {
         topic,
         client_id: client.id,
-        username: (client as DeviceClient)[deviceKey]?.id ?? null,
+        username: (client as DeviceClient)[deviceKey]?.username ?? null,
         reason: refusal.reason,
         detail: refusal.detail,
         payload_excerpt: payload.subarray(0, EXCERPT_BYTES).toString('utf8'),
@@ -95,7 +95,7 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
     const credentials = username === undefined ? undefined : devices.credentials(username)
     if (credentials !== undefined && password !== undefined && sha256(password) === credentials.password_sha256) {
       (client as DeviceClient)[deviceKey] = {
-        clientId: client.id, kind: credentials.kind, id: credentials.device_id, streamId: credentials.stream_id, networkId: credentials.network_id
+        clientId: client.id, username: credentials.username, kind: credentials.kind, id: credentials.device_id, streamId: credentials.stream_id, networkId: credentials.network_id
       }
       return done(null, true)
     }
@@ -187,7 +187,7 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
       if (cutOffNow) return cutOff(client, tx, streamId)
       tx.append(streamId, [{
         type: 'SubscriptionRefused',
-        data: { topic: subscription.topic, client_id: client.id, username: device?.id ?? null, ...refusal }
+        data: { topic: subscription.topic, client_id: client.id, username: device?.username ?? null, ...refusal }
       }], { metadata: metadataFor(client) })
     }).then(() => cutOffNow ? done(new Error('too many refusals')) : done(null, null), (error: unknown) => done(error as Error))
   }

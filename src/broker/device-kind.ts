@@ -5,8 +5,9 @@ type RejectionReason = devices.RejectionReason
 
 /** An authenticated MQTT client: which device it is. Set at CONNECT, read by every other hook. */
 export interface ConnectedDevice {
-  /** The MQTT client id it connected with. */
+  /** The MQTT client id and username it connected with. */
   clientId: string
+  username: string
   kind: string
   id: string
   streamId: string
