@@ -2,12 +2,14 @@ import type { z } from 'zod'
 import type { EventDefinition } from './define.ts'
 import * as accounts from './accounts.ts'
 import * as devices from './devices.ts'
+import * as irrigation from './irrigation.ts'
 import * as sensors from './sensors.ts'
 import * as sockets from './sockets.ts'
 
 export * from './define.ts'
 export * as accounts from './accounts.ts'
 export * as devices from './devices.ts'
+export * as irrigation from './irrigation.ts'
 export * as sensors from './sensors.ts'
 export * as sockets from './sockets.ts'
 
@@ -47,7 +49,14 @@ export const eventDefinitions = {
   EmergencyRecovered: sockets.EmergencyRecovered,
   WaitStarted: sockets.WaitStarted,
   WaitEnded: sockets.WaitEnded,
-  CallbackAttempted: sockets.CallbackAttempted
+  CallbackAttempted: sockets.CallbackAttempted,
+  ZoneRegistered: irrigation.ZoneRegistered,
+  ManualModeStarted: irrigation.ManualModeStarted,
+  TimerModeStarted: irrigation.TimerModeStarted,
+  ZoneRunEnded: irrigation.ZoneRunEnded,
+  ZoneCommandIgnored: irrigation.ZoneCommandIgnored,
+  ValveStateReported: irrigation.ValveStateReported,
+  ValveMismatchDetected: irrigation.ValveMismatchDetected
 } as const satisfies Record<string, EventDefinition>
 
 type Definitions = typeof eventDefinitions

@@ -11,6 +11,7 @@ import broker from './broker/plugin.ts'
 import type { Clock } from './clock.ts'
 import type { Config } from './config.ts'
 import devices from './devices/plugin.ts'
+import irrigation from './irrigation/index.ts'
 import { allProjections } from './projections.ts'
 import sensors from './sensors/index.ts'
 import sockets from './sockets/index.ts'
@@ -60,6 +61,7 @@ async function app (instance: FastifyInstance, { config, clock }: AppOptions) {
   await app.register(auditRoutes)
   await app.register(sensors, { summaryIntervalSeconds: config.STREAM_SUMMARY_INTERVAL_SECONDS })
   await app.register(sockets, { replyTimeoutMs: config.SOCKET_REPLY_TIMEOUT_MS, defaultTopic: config.SOCKET_TOPIC })
+  await app.register(irrigation, { defaultZone: config.IRRIGATION_ZONE, rootIsPublic: config.IRRIGATION_PUBLIC })
 }
 
 // Not encapsulated: server.ts and tests reach the decorators (broker, store) on the root instance.

@@ -22,7 +22,11 @@ export const ConfigSchema = z.object({
   /** The socket the reference's `/api/...` routes drive (its MQTT_TOPIC); unset: the first registered. */
   SOCKET_TOPIC: z.string().min(1).optional(),
   /** How long a command to a plug waits for its report. */
-  SOCKET_REPLY_TIMEOUT_MS: z.coerce.number().int().positive().default(5000)
+  SOCKET_REPLY_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
+  /** The zone (identifier or name) the reference's `/manual`, `/timer`, `/stop`, `/history`, `/ws` drive; unset: the first created. */
+  IRRIGATION_ZONE: z.string().min(1).optional(),
+  /** Whether those root routes answer without a bearer token, as the reference's did. */
+  IRRIGATION_PUBLIC: z.enum(['true', 'false', '1', '0']).default('false').transform(value => value === 'true' || value === '1')
 })
 export type Config = z.infer<typeof ConfigSchema>
 

@@ -20,3 +20,4 @@ export const PlugDidNotSwitchOff = createError('DL_PLUG_DID_NOT_SWITCH_OFF', 'th
 export const StreamVersionConflict = createError<[string, string, number]>(
   'DL_STREAM_VERSION_CONFLICT', 'stream %s: expected version %s, found %s', 409)
 export const InvalidEvent = createError<[string, string]>('DL_INVALID_EVENT', 'event %s does not match its schema: %s', 500)
+export const ZoneNotFound = createError('DL_ZONE_NOT_FOUND', 'zone not found', 404)

@@ -1,6 +1,7 @@
 import { networksProjection, usersProjection } from './accounts/projections.ts'
 import { streamAccessProjection } from './audit/stream-access.ts'
 import { deviceProjections } from './devices/projections.ts'
+import { zonesProjection } from './irrigation/index.ts'
 import type { Projection } from './store/projection.ts'
 import { sensorProjections } from './sensors/index.ts'
 import { socketsProjection } from './sockets/index.ts'
@@ -12,5 +13,6 @@ export const allProjections: readonly Projection[] = [
   streamAccessProjection,
   ...deviceProjections,
   ...sensorProjections,
-  socketsProjection
+  socketsProjection,
+  zonesProjection
 ]

@@ -4,8 +4,8 @@ import type { Projection } from '../store/projection.ts'
 /** The MQTT identity of every device, whatever its kind: username, password hash, network. */
 export const deviceCredentialsProjection: Projection = {
   name: 'device_credentials',
-  version: 2,
-  handles: ['SensorRegistered', 'SensorConfigurationRevised', 'SocketRegistered'],
+  version: 3,
+  handles: ['SensorRegistered', 'SensorConfigurationRevised', 'SocketRegistered', 'ZoneRegistered'],
   tables: ['device_credentials'],
   ddl: `CREATE TABLE IF NOT EXISTS device_credentials (
       username TEXT PRIMARY KEY, kind TEXT NOT NULL, device_id TEXT NOT NULL, stream_id TEXT NOT NULL,
@@ -27,6 +27,10 @@ export const deviceCredentialsProjection: Projection = {
         case 'SocketRegistered':
           // A Tasmota plug's MQTT user is its topic: MqttUser holds 32 characters, a UUID 36.
           insert.run(event.data.topic, 'socket', event.data.socket_identifier, event.stream_id,
+            event.data.network_identifier, event.data.mqtt_password_sha256)
+          break
+        case 'ZoneRegistered':
+          insert.run(event.data.zone_identifier, 'zone', event.data.zone_identifier, event.stream_id,
             event.data.network_identifier, event.data.mqtt_password_sha256)
           break
       }

@@ -1,0 +1,44 @@
+import { ValveStateMessage } from '../../events/irrigation.ts'
+import { refuse, type DeviceKind } from '../broker/device-kind.ts'
+import { decideZone } from './decider.ts'
+import type { ZoneQueries } from './projections.ts'
+
+/** Where the service commands the valve (QoS 1, retained) and where the controller reports. */
+export const valveTopic = (zoneId: string): string => `zones/${zoneId}/valve`
+export const stateTopic = (zoneId: string): string => `zones/${zoneId}/state`
+
+/** A valve controller: it reads `zones/<own id>/valve` and reports `zones/<own id>/state`. */
+export function zoneDeviceKind (zones: ZoneQueries): DeviceKind {
+  return {
+    kind: 'zone',
+
+    interpretPublish (device, topic, payload) {
+      if (topic !== stateTopic(device.id)) {
+        return topic.startsWith('zones/')
+          ? refuse('foreign_topic', `a valve controller publishes only to ${stateTopic(device.id)}`)
+          : refuse('unknown_topic', `a valve controller publishes only to ${stateTopic(device.id)}`)
+      }
+      let json: unknown
+      try {
+        json = JSON.parse(payload.toString('utf8'))
+      } catch (error) {
+        return refuse('invalid_json', (error as Error).message)
+      }
+      const message = ValveStateMessage.safeParse(json)
+      if (!message.success) return refuse('invalid_payload', 'expected {"open": true|false}')
+      return {
+        refused: false,
+        streamId: device.streamId,
+        decide: () => {
+          const zone = zones.zone(device.id)
+          return zone === undefined ? [] : decideZone({ type: 'ReportValve', open: message.data.open }, zone.state)
+        }
+      }
+    },
+
+    refuseSubscription (device, topic) {
+      if (topic === valveTopic(device.id)) return null
+      return { reason: 'foreign_topic', detail: `a valve controller subscribes only to ${valveTopic(device.id)}` }
+    }
+  }
+}
