@@ -12,7 +12,9 @@ export const RejectionReason = z.enum([
   'unknown_sensor',
   'oversize',
   'reserved_topic',
-  'bad_credentials'
+  'bad_credentials',
+  /** A charger reporting faster than CHARGER_MAX_RATE. */
+  'rate_exceeded'
 ])
 export type RejectionReason = z.infer<typeof RejectionReason>
 
@@ -42,18 +44,20 @@ export const ConnectionRefused = defineEvent('ConnectionRefused', 1, z.object({
   detail: z.string()
 }))
 
-/** A device's MQTT connection was accepted (CONNACK 0). */
+/** A device's MQTT connection was accepted (CONNACK 0), or a charger's WebSocket (`client_id` `ws:<uuid>`). */
 export const DeviceConnected = defineEvent('DeviceConnected', 1, z.object({
   client_id: z.string()
 }))
 
 /**
- * A device's connection ended: it closed or was lost (`closed`), the service cut it off for
- * refusing too much (`too_many_refusals`, recorded once), or the service stopped with it
- * connected (`service_stopped`, recorded at the next start when the stop was not graceful).
+ * A device's connection ended: it disconnected or was lost (`closed`; `detail` says which, and
+ * whether its last will was published), it went silent past its keep-alive (`keepalive_timeout`),
+ * the service cut it off for refusing too much (`too_many_refusals`, recorded once), or the
+ * service stopped with it connected (`service_stopped`, recorded at the next start when the stop
+ * was not graceful). New reasons only widen the enum: older events still read.
  */
 export const DeviceDisconnected = defineEvent('DeviceDisconnected', 1, z.object({
   client_id: z.string(),
-  reason: z.enum(['closed', 'too_many_refusals', 'service_stopped']),
+  reason: z.enum(['closed', 'keepalive_timeout', 'too_many_refusals', 'service_stopped']),
   detail: z.string()
 }))

@@ -1,14 +1,18 @@
 import type { z } from 'zod'
 import type { EventDefinition } from './define.ts'
 import * as accounts from './accounts.ts'
+import * as chargers from './chargers.ts'
 import * as devices from './devices.ts'
+import * as hosts from './hosts.ts'
 import * as irrigation from './irrigation.ts'
 import * as sensors from './sensors.ts'
 import * as sockets from './sockets.ts'
 
 export * from './define.ts'
 export * as accounts from './accounts.ts'
+export * as chargers from './chargers.ts'
 export * as devices from './devices.ts'
+export * as hosts from './hosts.ts'
 export * as irrigation from './irrigation.ts'
 export * as sensors from './sensors.ts'
 export * as sockets from './sockets.ts'
@@ -56,7 +60,16 @@ export const eventDefinitions = {
   ZoneRunEnded: irrigation.ZoneRunEnded,
   ZoneCommandIgnored: irrigation.ZoneCommandIgnored,
   ValveStateReported: irrigation.ValveStateReported,
-  ValveMismatchDetected: irrigation.ValveMismatchDetected
+  ValveMismatchDetected: irrigation.ValveMismatchDetected,
+  ChargerRegistered: chargers.ChargerRegistered,
+  ChargerRemoved: chargers.ChargerRemoved,
+  StateOfChargeReported: chargers.StateOfChargeReported,
+  ChargingStatusChanged: chargers.ChargingStatusChanged,
+  HostRegistered: hosts.HostRegistered,
+  SystemInfoReported: hosts.SystemInfoReported,
+  ProcessesReported: hosts.ProcessesReported,
+  NetworkInterfacesReported: hosts.NetworkInterfacesReported,
+  MetricsReported: hosts.MetricsReported
 } as const satisfies Record<string, EventDefinition>
 
 type Definitions = typeof eventDefinitions

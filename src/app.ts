@@ -10,7 +10,10 @@ import auditRoutes from './audit/routes.ts'
 import broker from './broker/plugin.ts'
 import type { Clock } from './clock.ts'
 import type { Config } from './config.ts'
+import chargers from './chargers/index.ts'
+import devicesApi from './devices/api.ts'
 import devices from './devices/plugin.ts'
+import hosts from './hosts/index.ts'
 import irrigation from './irrigation/index.ts'
 import { allProjections } from './projections.ts'
 import sensors from './sensors/index.ts'
@@ -62,6 +65,9 @@ async function app (instance: FastifyInstance, { config, clock }: AppOptions) {
   await app.register(sensors, { summaryIntervalSeconds: config.STREAM_SUMMARY_INTERVAL_SECONDS })
   await app.register(sockets, { replyTimeoutMs: config.SOCKET_REPLY_TIMEOUT_MS, defaultTopic: config.SOCKET_TOPIC })
   await app.register(irrigation, { defaultZone: config.IRRIGATION_ZONE, rootIsPublic: config.IRRIGATION_PUBLIC })
+  await app.register(chargers, { maxRate: config.CHARGER_MAX_RATE })
+  await app.register(hosts)
+  await app.register(devicesApi)
 }
 
 // Not encapsulated: server.ts and tests reach the decorators (broker, store) on the root instance.

@@ -26,7 +26,9 @@ export const ConfigSchema = z.object({
   /** The zone (identifier or name) the reference's `/manual`, `/timer`, `/stop`, `/history`, `/ws` drive; unset: the first created. */
   IRRIGATION_ZONE: z.string().min(1).optional(),
   /** Whether those root routes answer without a bearer token, as the reference's did. */
-  IRRIGATION_PUBLIC: z.enum(['true', 'false', '1', '0']).default('false').transform(value => value === 'true' || value === '1')
+  IRRIGATION_PUBLIC: z.enum(['true', 'false', '1', '0']).default('false').transform(value => value === 'true' || value === '1'),
+  /** Readings a second a charger may send; the excess is refused and recorded. */
+  CHARGER_MAX_RATE: z.coerce.number().positive().default(1)
 })
 export type Config = z.infer<typeof ConfigSchema>
 

@@ -21,3 +21,6 @@ export const StreamVersionConflict = createError<[string, string, number]>(
   'DL_STREAM_VERSION_CONFLICT', 'stream %s: expected version %s, found %s', 409)
 export const InvalidEvent = createError<[string, string]>('DL_INVALID_EVENT', 'event %s does not match its schema: %s', 500)
 export const ZoneNotFound = createError('DL_ZONE_NOT_FOUND', 'zone not found', 404)
+export const ChargerNotFound = createError('DL_CHARGER_NOT_FOUND', 'charger not found', 404)
+export const ChargerIdTaken = createError('DL_CHARGER_ID_TAKEN', 'a device or widget already uses this id', 409)
+export const DeviceNotFound = createError('DL_DEVICE_NOT_FOUND', 'device not found', 404)

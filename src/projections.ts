@@ -1,6 +1,8 @@
 import { networksProjection, usersProjection } from './accounts/projections.ts'
 import { streamAccessProjection } from './audit/stream-access.ts'
+import { chargersProjection } from './chargers/index.ts'
 import { deviceProjections } from './devices/projections.ts'
+import { hostMetricsProjection } from './hosts/index.ts'
 import { zonesProjection } from './irrigation/index.ts'
 import type { Projection } from './store/projection.ts'
 import { sensorProjections } from './sensors/index.ts'
@@ -14,5 +16,7 @@ export const allProjections: readonly Projection[] = [
   ...deviceProjections,
   ...sensorProjections,
   socketsProjection,
-  zonesProjection
+  zonesProjection,
+  chargersProjection,
+  hostMetricsProjection
 ]

@@ -5,8 +5,9 @@ import { decodeRow, type EventRow } from '../store/recorded-event.ts'
 /** Which network each stream belongs to: members of a network may read its streams' events. */
 export const streamAccessProjection: Projection = {
   name: 'stream_access',
-  version: 3,
-  handles: ['NetworkCreated', 'SensorRegistered', 'SensorConfigurationRevised', 'SocketRegistered', 'ZoneRegistered'],
+  version: 4,
+  handles: ['NetworkCreated', 'SensorRegistered', 'SensorConfigurationRevised', 'SocketRegistered', 'ZoneRegistered',
+    'ChargerRegistered', 'HostRegistered'],
   tables: ['stream_access'],
   ddl: `CREATE TABLE IF NOT EXISTS stream_access (stream_id TEXT PRIMARY KEY, network_id TEXT NOT NULL) STRICT;
     CREATE INDEX IF NOT EXISTS stream_access_by_network ON stream_access (network_id);`,
@@ -22,6 +23,8 @@ export const streamAccessProjection: Projection = {
         case 'SensorConfigurationRevised':
         case 'SocketRegistered':
         case 'ZoneRegistered':
+        case 'ChargerRegistered':
+        case 'HostRegistered':
           upsert.run(event.stream_id, event.data.network_identifier)
           break
       }

@@ -202,9 +202,19 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
       .catch(error => log.warn({ err: error, clientId: client.id }, 'could not record presence'))
   }
   aedes.on('client', client => recordPresence(client, { type: 'DeviceConnected', data: { client_id: client.id } }))
+  // Why a connection ended, as far as the broker can tell: keep-alive, a DISCONNECT, or lost.
+  const timedOut = new WeakSet<Client>()
+  const hadWill = new WeakSet<Client>()
+  aedes.on('keepaliveTimeout', client => { timedOut.add(client) })
+  aedes.on('clientReady', client => { if ((client as Client & { will?: unknown }).will != null) hadWill.add(client) })
   aedes.on('clientDisconnect', client => {
     if ((client as DeviceClient)[cutOffKey] === true) return
-    recordPresence(client, { type: 'DeviceDisconnected', data: { client_id: client.id, reason: 'closed', detail: 'the connection ended' } })
+    const clean = (client as Client & { _disconnected?: boolean })._disconnected === true
+    const will = !clean && hadWill.has(client) ? '; its last will was published' : ''
+    const [reason, detail] = timedOut.has(client)
+      ? ['keepalive_timeout', `nothing arrived within 1.5 × its keep-alive${will}`] as const
+      : ['closed', clean ? 'the device disconnected' : `the connection was lost${will}`] as const
+    recordPresence(client, { type: 'DeviceDisconnected', data: { client_id: client.id, reason, detail } })
   })
   aedes.on('subscribe', (subscriptions, client) => {
     const device = deviceOf(client)

@@ -1,11 +1,12 @@
 import type { Db } from '../store/database.ts'
 import type { Projection } from '../store/projection.ts'
+import { deviceActivityProjection, deviceRegistryProjection } from './registry.ts'
 
 /** The MQTT identity of every device, whatever its kind: username, password hash, network. */
 export const deviceCredentialsProjection: Projection = {
   name: 'device_credentials',
-  version: 3,
-  handles: ['SensorRegistered', 'SensorConfigurationRevised', 'SocketRegistered', 'ZoneRegistered'],
+  version: 4,
+  handles: ['SensorRegistered', 'SensorConfigurationRevised', 'SocketRegistered', 'ZoneRegistered', 'ChargerRegistered', 'ChargerRemoved', 'HostRegistered'],
   tables: ['device_credentials'],
   ddl: `CREATE TABLE IF NOT EXISTS device_credentials (
       username TEXT PRIMARY KEY, kind TEXT NOT NULL, device_id TEXT NOT NULL, stream_id TEXT NOT NULL,
@@ -15,6 +16,7 @@ export const deviceCredentialsProjection: Projection = {
     const insert = db.prepare(`INSERT INTO device_credentials (username, kind, device_id, stream_id, network_id, password_sha256)
       VALUES (?, ?, ?, ?, ?, ?)`)
     const move = db.prepare('UPDATE device_credentials SET network_id = ? WHERE username = ?')
+    const remove = db.prepare('DELETE FROM device_credentials WHERE username = ?')
     return event => {
       switch (event.type) {
         case 'SensorRegistered':
@@ -31,6 +33,17 @@ export const deviceCredentialsProjection: Projection = {
           break
         case 'ZoneRegistered':
           insert.run(event.data.zone_identifier, 'zone', event.data.zone_identifier, event.stream_id,
+            event.data.network_identifier, event.data.mqtt_password_sha256)
+          break
+        case 'ChargerRegistered':
+          insert.run(event.data.charger_id, 'charger', event.data.charger_id, event.stream_id,
+            event.data.network_identifier, event.data.mqtt_password_sha256)
+          break
+        case 'ChargerRemoved':
+          remove.run(event.data.charger_id)
+          break
+        case 'HostRegistered':
+          insert.run(event.data.device_identifier, 'host', event.data.device_identifier, event.stream_id,
             event.data.network_identifier, event.data.mqtt_password_sha256)
           break
       }
@@ -182,4 +195,5 @@ export function deviceQueries (db: Db) {
 }
 export type DeviceQueries = ReturnType<typeof deviceQueries>
 
-export const deviceProjections = [deviceCredentialsProjection, deviceRejectionsProjection, mqttInboxProjection, devicePresenceProjection]
+export const deviceProjections = [deviceCredentialsProjection, deviceRejectionsProjection, mqttInboxProjection, devicePresenceProjection,
+  deviceRegistryProjection, deviceActivityProjection]

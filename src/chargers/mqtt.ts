@@ -1,0 +1,41 @@
+import { StateOfChargeMessage } from '../../events/chargers.ts'
+import { refuse, type DeviceKind } from '../broker/device-kind.ts'
+import type { Transaction } from '../store/event-store.ts'
+import { decideCharger } from './decider.ts'
+import type { ChargerQueries } from './projections.ts'
+
+export const stateOfChargeTopic = (chargerId: string): string => `chargers/${chargerId}/state-of-charge`
+
+/** A charger on MQTT publishes `{"soc": n}` to its own `chargers/<id>/state-of-charge`, and subscribes to nothing. */
+export function chargerDeviceKind (chargers: ChargerQueries, minIntervalMs: number): DeviceKind {
+  return {
+    kind: 'charger',
+    interpretPublish (device, topic, payload) {
+      if (topic !== stateOfChargeTopic(device.id)) {
+        return refuse(topic.startsWith('chargers/') ? 'foreign_topic' : 'unknown_topic', `a charger publishes only to ${stateOfChargeTopic(device.id)}`)
+      }
+      let json: unknown
+      try {
+        json = JSON.parse(payload.toString('utf8'))
+      } catch (error) {
+        return refuse('invalid_json', (error as Error).message)
+      }
+      const message = StateOfChargeMessage.safeParse(json)
+      if (!message.success) return refuse('invalid_payload', 'expected {"soc": 0..100}')
+      return {
+        refused: false,
+        streamId: device.streamId,
+        decide: (tx: Transaction) => {
+          const charger = chargers.charger(device.id)
+          if (charger === undefined) return []
+          return decideCharger({
+            type: 'ReportStateOfCharge', soc: message.data.soc, via: 'mqtt', at: tx.now, min_interval_ms: minIntervalMs, client_id: device.clientId, topic
+          }, charger.state)
+        }
+      }
+    },
+    refuseSubscription (device) {
+      return { reason: 'unknown_topic', detail: `the service sends chargers nothing over MQTT; their widget is /widgets/<id>` }
+    }
+  }
+}

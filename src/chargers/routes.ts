@@ -1,0 +1,64 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import { PairId } from '../../events/chargers.ts'
+import { userMetadata } from '../accounts/authentication.ts'
+import { newSecret, sha256 } from '../accounts/secrets.ts'
+import { ChargerNotFound } from '../errors.ts'
+import { Detail } from '../http/schemas.ts'
+import { decideCharger, initialChargerState } from './decider.ts'
+import type { ChargerQueries, ChargerRow } from './projections.ts'
+
+const Errors = { 400: Detail, 401: Detail, 404: Detail, 409: Detail }
+const Pair = z.object({
+  charger_id: z.string(),
+  widget_id: z.string(),
+  network_identifier: z.string(),
+  charging_status: z.enum(['charging', 'charging80', 'charged']).nullable(),
+  soc: z.number().nullable()
+})
+const pairView = (row: ChargerRow): z.infer<typeof Pair> =>
+  ({ charger_id: row.charger_id, widget_id: row.widget_id, network_identifier: row.network_id, charging_status: row.state.charging_status, soc: row.last_soc })
+
+export interface ChargerRoutesOptions { chargers: ChargerQueries }
+
+/** Register, list and remove charger-widget pairs (the reference seeded them in its database). */
+const chargerRoutes: FastifyPluginAsyncZod<ChargerRoutesOptions> = async function (app, { chargers }) {
+  app.addHook('onRequest', app.requireUser)
+
+  app.post('/api/v1/chargers', {
+    schema: {
+      body: z.object({ charger_id: PairId, widget_id: PairId, network_identifier: z.string() }),
+      response: { 201: z.object({ charger_id: z.string(), widget_id: z.string(), token: z.string(), mqtt: z.object({ username: z.string(), password: z.string() }) }), ...Errors }
+    }
+  }, async (request, reply) => {
+    const { charger_id, widget_id, network_identifier } = request.body
+    const token = newSecret()
+    const password = newSecret()
+    await app.store.transact(tx => {
+      const streamId = `charger-${charger_id}`
+      // An id is taken by any device's MQTT username, and by any pair's charger or widget.
+      const idTaken = charger_id === widget_id || app.devices.credentials(charger_id) !== undefined ||
+        chargers.widget(widget_id) !== undefined || chargers.widget(charger_id) !== undefined || chargers.charger(widget_id) !== undefined
+      const events = decideCharger(
+        { type: 'RegisterCharger', charger_id, widget_id, network_identifier, token_sha256: sha256(token), mqtt_password_sha256: sha256(password) },
+        chargers.charger(charger_id)?.state ?? initialChargerState(),
+        { networkAllowed: app.accounts.isMember(network_identifier, request.userId), idTaken }
+      )
+      // A removed pair's id may be registered again: its stream goes on.
+      tx.append(streamId, events, { metadata: userMetadata(request) })
+    })
+    return reply.code(201).send({ charger_id, widget_id, token, mqtt: { username: charger_id, password } })
+  })
+
+  app.get('/api/v1/chargers', { schema: { response: { 200: z.array(Pair), ...Errors } } },
+    async request => chargers.chargersOf(request.userId).map(pairView))
+
+  app.delete('/api/v1/chargers/:charger_id', { schema: { params: z.object({ charger_id: z.string() }), response: { 204: z.null(), ...Errors } } }, async (request, reply) => {
+    const pair = chargers.charger(request.params.charger_id)
+    if (pair === undefined || !app.accounts.isMember(pair.network_id, request.userId)) throw new ChargerNotFound()
+    await app.store.transact(tx => tx.append(`charger-${pair.charger_id}`, decideCharger({ type: 'RemoveCharger' }, pair.state), { metadata: userMetadata(request) }))
+    return reply.code(204).send(null)
+  })
+}
+
+export default chargerRoutes

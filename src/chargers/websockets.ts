@@ -1,0 +1,131 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import type { WebSocket } from 'ws'
+import { z } from 'zod'
+import { ChargerSocketMessage } from '../../events/chargers.ts'
+import type { Metadata } from '../../events/index.ts'
+import { sha256 } from '../accounts/secrets.ts'
+import { sendBounded } from '../live/websocket.ts'
+import { decideCharger } from './decider.ts'
+import type { ChargerQueries, ChargerRow } from './projections.ts'
+
+/** Close codes: the reference's clients see why they were turned away. */
+export const CLOSE_BAD_TOKEN = 4401
+export const CLOSE_UNKNOWN = 4404
+
+export interface ChargerSocketsOptions {
+  chargers: ChargerQueries
+  /** 1000 / CHARGER_MAX_RATE. */
+  minIntervalMs: number
+}
+
+const Params = z.object({ id: z.string() })
+const TokenQuery = z.object({ token: z.string().optional() })
+const excerpt = (text: string) => text.slice(0, 1024)
+
+/**
+ * The reference's two WebSockets: `/chargers/<id>` where a charger sends its state of charge,
+ * and `/widgets/<id>` where its paired widget is told the charging status, at connect (if
+ * known) and then only when it changes, pushed as ChargingStatusChanged commits.
+ */
+const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async function (app, { chargers, minIntervalMs }) {
+  const widgets = new Map<string, Set<WebSocket>>()
+  const connections = new Map<string, Set<WebSocket>>()
+
+  /** The pair, if the id and token are right; otherwise the socket is closed with the reason. */
+  function admit (socket: WebSocket, pair: ChargerRow | undefined, token: string | undefined, what: string): pair is ChargerRow {
+    if (pair === undefined) {
+      socket.close(CLOSE_UNKNOWN, `unknown ${what}`)
+      return false
+    }
+    if (token === undefined || sha256(token) !== pair.token_sha256) {
+      socket.close(CLOSE_BAD_TOKEN, 'missing or wrong token')
+      return false
+    }
+    return true
+  }
+
+  const track = (map: Map<string, Set<WebSocket>>, key: string, socket: WebSocket) => {
+    const set = map.get(key) ?? new Set()
+    map.set(key, set)
+    set.add(socket)
+    socket.on('close', () => { set.delete(socket); if (set.size === 0) map.delete(key) })
+  }
+
+  const unsubscribe = app.store.subscribe(events => {
+    for (const event of events) {
+      if (event.type === 'ChargingStatusChanged') {
+        const audience = widgets.get(event.data.widget_id)
+        if (audience === undefined) continue
+        const text = JSON.stringify({ event: 'chargingStatus', data: { status: event.data.status } })
+        for (const socket of audience) sendBounded(socket, text)
+      } else if (event.type === 'ChargerRemoved') {
+        for (const socket of connections.get(event.data.charger_id) ?? []) socket.close(CLOSE_UNKNOWN, 'the charger was removed')
+        for (const socket of widgets.get(event.data.widget_id) ?? []) socket.close(CLOSE_UNKNOWN, 'the charger was removed')
+      }
+    }
+  })
+  app.addHook('preClose', async () => {
+    unsubscribe()
+    for (const set of [...widgets.values(), ...connections.values()]) for (const socket of set) socket.close(1001, 'service stopping')
+  })
+
+  app.get('/chargers/:id', { websocket: true, schema: { params: Params, querystring: TokenQuery } }, (socket, request) => {
+    const chargerId = request.params.id
+    const pair = chargers.charger(chargerId)
+    if (!admit(socket, pair, request.query.token, 'charger')) return
+    const streamId = `charger-${chargerId}`
+    const clientId = `ws:${randomUUID()}`
+    const topic = `/chargers/${chargerId}`
+    const metadata = (): Metadata => ({ actor: `charger:${chargerId}`, correlation_id: randomUUID() })
+    const failed = (error: unknown) => request.log.warn({ err: error, chargerId }, 'could not record a charger event')
+    track(connections, chargerId, socket)
+    app.store.append(streamId, [{ type: 'DeviceConnected', data: { client_id: clientId } }], { metadata: metadata() }).catch(failed)
+    socket.on('close', () => {
+      app.store.append(streamId, [{ type: 'DeviceDisconnected', data: { client_id: clientId, reason: 'closed', detail: 'the WebSocket closed' } }], { metadata: metadata() })
+        .catch(failed)
+    })
+
+    const reject = (reason: 'invalid_json' | 'invalid_payload', detail: string, text: string) => {
+      sendBounded(socket, JSON.stringify({ event: 'error', data: { reason, message: detail } }))
+      app.store.append(streamId, [{
+        type: 'MessageRejected',
+        data: { topic, client_id: clientId, username: chargerId, reason, detail, payload_excerpt: excerpt(text), payload_bytes: Buffer.byteLength(text) }
+      }], { metadata: metadata() }).catch(failed)
+    }
+
+    socket.on('message', (raw, isBinary) => {
+      const text = isBinary ? '' : raw.toString()
+      let json: unknown
+      try {
+        json = JSON.parse(text)
+      } catch (error) {
+        return reject('invalid_json', (error as Error).message, text)
+      }
+      const message = ChargerSocketMessage.safeParse(json)
+      if (!message.success) return reject('invalid_payload', 'expected {"event": "StateOfCharge", "data": {"soc": 0..100}}', text)
+      app.store.transact(tx => {
+        const charger = chargers.charger(chargerId)
+        if (charger === undefined) return []
+        const events = decideCharger({
+          type: 'ReportStateOfCharge', soc: message.data.data.soc, via: 'websocket', at: tx.now, min_interval_ms: minIntervalMs, client_id: clientId, topic
+        }, charger.state)
+        tx.append(streamId, events, { metadata: metadata() })
+        return events
+      }).then(events => {
+        const refused = events.find(e => e.type === 'MessageRejected')
+        if (refused !== undefined) sendBounded(socket, JSON.stringify({ event: 'error', data: { reason: refused.data.reason, message: refused.data.detail } }))
+      }, failed)
+    })
+  })
+
+  app.get('/widgets/:id', { websocket: true, schema: { params: Params, querystring: TokenQuery } }, (socket, request) => {
+    const pair = chargers.widget(request.params.id)
+    if (!admit(socket, pair, request.query.token, 'widget')) return
+    track(widgets, pair.widget_id, socket)
+    const status = pair.state.charging_status
+    if (status !== null) sendBounded(socket, JSON.stringify({ event: 'chargingStatus', data: { status } }))
+  })
+}
+
+export default chargerSockets

@@ -1,0 +1,16 @@
+import type { FastifyInstance } from 'fastify'
+import { hostQueries } from '../hosts/projections.ts'
+import { sensorQueries } from '../sensors/projections.ts'
+import { createDeviceLive } from './live.ts'
+import { registryQueries } from './registry.ts'
+import deviceRoutes from './routes.ts'
+
+/** `/api/v1/devices`: every device, whatever its kind, with presence and live channels. */
+export default async function devicesApi (app: FastifyInstance) {
+  const registry = registryQueries(app.store.db)
+  const live = createDeviceLive(app.store, app.clock, {
+    registry, devices: app.devices, sensors: sensorQueries(app.store.db), hosts: hostQueries(app.store.db)
+  })
+  app.addHook('preClose', async () => live.close())
+  await app.register(deviceRoutes, { registry, live })
+}

@@ -1,0 +1,99 @@
+import type { EventType } from '../../events/index.ts'
+import { chargingStatusOf } from '../chargers/decider.ts'
+import type { HostQueries } from '../hosts/projections.ts'
+import type { SensorQueries } from '../sensors/projections.ts'
+import type { RecordedEvent } from '../store/recorded-event.ts'
+import type { DeviceQueries } from './projections.ts'
+import type { RegisteredDevice, RegistryQueries } from './registry.ts'
+
+export interface ChannelContext {
+  registry: RegistryQueries
+  devices: DeviceQueries
+  sensors: SensorQueries
+  hosts: HostQueries
+}
+
+/**
+ * A live channel is data: the event types that update it, and the message each one becomes.
+ * Its snapshot is the message of the latest such event on the device's stream.
+ */
+export interface LiveChannel {
+  readonly name: string
+  readonly types: readonly EventType[]
+  view(event: RecordedEvent, device: RegisteredDevice, context: ChannelContext): unknown
+  /** When no event of the channel exists yet. */
+  empty?(device: RegisteredDevice, context: ChannelContext): unknown
+}
+
+/** The dashboard's charts: the last 30 points. */
+export const HISTORY_POINTS = 30
+/** `02:05 PM`, as the reference formats its chart labels. */
+const chartTime = (iso: string) => new Date(iso).toLocaleTimeString('en-US', { hour: '2-digit', minute: '2-digit' })
+const MiB = 1024 * 1024
+
+function status (device: RegisteredDevice, { registry, devices }: ChannelContext) {
+  const presence = devices.presence(device.stream_id)
+  return { online: presence.online, last_seen: registry.lastSeen(device.stream_id), connected_since: presence.online ? presence.since : null }
+}
+
+export const liveChannels: readonly LiveChannel[] = [
+  { name: 'status', types: ['DeviceConnected', 'DeviceDisconnected'], view: (_e, device, context) => status(device, context), empty: status },
+  {
+    name: 'measurements',
+    types: ['MeasurementsRecorded'],
+    view: e => e.type === 'MeasurementsRecorded'
+      ? e.data.measurements.map(m => ({ revision: m.revision, creation_timestamp: m.timestamp, measurement: m.value }))
+      : undefined
+  },
+  {
+    name: 'logs',
+    types: ['LogMessagesRecorded'],
+    view: e => e.type === 'LogMessagesRecorded'
+      ? e.data.log_messages.map(l => ({ revision: l.revision, creation_timestamp: l.timestamp, severity: l.severity, subject: l.subject, details: l.details ?? null }))
+      : undefined
+  },
+  { name: 'heartbeats', types: ['HeartbeatsReceived'], view: e => e.type === 'HeartbeatsReceived' ? e.data.heartbeats : undefined },
+  {
+    name: 'configuration',
+    types: ['SensorRegistered', 'SensorConfigurationRevised', 'ConfigurationAcknowledged'],
+    view: (_e, device, { sensors }) => {
+      const sensor = sensors.sensor(device.device_id)
+      const revision = sensor === undefined ? undefined : sensors.configuration(sensor.sensor_id, sensor.revision)
+      if (revision === undefined) return null
+      return {
+        revision: revision.revision,
+        configuration: JSON.parse(revision.configuration),
+        revised_at: revision.revised_at,
+        acknowledged: revision.acknowledged_at !== null,
+        acknowledged_at: revision.acknowledged_at,
+        success: revision.success === null ? null : revision.success === 1
+      }
+    }
+  },
+  { name: 'system-info', types: ['SystemInfoReported'], view: e => e.type === 'SystemInfoReported' ? e.data.system_info : undefined },
+  { name: 'processes', types: ['ProcessesReported'], view: e => e.type === 'ProcessesReported' ? { top_processes: e.data.top_processes } : undefined },
+  { name: 'network-interfaces', types: ['NetworkInterfacesReported'], view: e => e.type === 'NetworkInterfacesReported' ? { interfaces: e.data.interfaces } : undefined },
+  {
+    name: 'history',
+    types: ['MetricsReported'],
+    view: (_e, device, { hosts }) => {
+      const points = hosts.history(device.device_id, HISTORY_POINTS)
+      return {
+        cpu: points.map(p => ({ time: chartTime(p.recorded_at), value: Math.round(p.cpu_usage) })),
+        memory: points.map(p => ({ time: chartTime(p.recorded_at), used: Math.round(p.memory_usage / MiB), available: Math.round((p.memory_total - p.memory_usage) / MiB) })),
+        network: points.map(p => ({ time: chartTime(p.recorded_at), download: p.network_rx, upload: p.network_tx }))
+      }
+    }
+  },
+  {
+    name: 'charging',
+    types: ['StateOfChargeReported'],
+    view: e => e.type === 'StateOfChargeReported' ? { soc: e.data.soc, status: chargingStatusOf(e.data.soc) } : undefined
+  }
+]
+
+export const channelByName = new Map(liveChannels.map(c => [c.name, c]))
+export const channelsByType = new Map<string, LiveChannel[]>()
+for (const channel of liveChannels) {
+  for (const type of channel.types) channelsByType.set(type, [...(channelsByType.get(type) ?? []), channel])
+}

@@ -1,0 +1,103 @@
+import type { EventType } from '../../events/index.ts'
+import type { Db } from '../store/database.ts'
+import type { Projection } from '../store/projection.ts'
+import type { RecordedEvent } from '../store/recorded-event.ts'
+
+/** Every device of every kind, by the identifier its own API uses, with its name and network. */
+export const deviceRegistryProjection: Projection = {
+  name: 'device_registry',
+  version: 1,
+  handles: ['SensorRegistered', 'SensorConfigurationRevised', 'SocketRegistered', 'ZoneRegistered', 'ChargerRegistered', 'ChargerRemoved', 'HostRegistered'],
+  tables: ['device_registry'],
+  ddl: `CREATE TABLE IF NOT EXISTS device_registry (
+      device_id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, network_id TEXT NOT NULL,
+      stream_id TEXT NOT NULL UNIQUE, position INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX IF NOT EXISTS device_registry_by_network ON device_registry (network_id, position);`,
+  prepare (db) {
+    const upsert = db.prepare(`INSERT INTO device_registry (device_id, kind, name, network_id, stream_id, position)
+      VALUES (@id, @kind, @name, @network, @stream, @position)
+      ON CONFLICT (device_id) DO UPDATE SET name = excluded.name, network_id = excluded.network_id`)
+    const remove = db.prepare('DELETE FROM device_registry WHERE device_id = ?')
+    return event => {
+      const row = { stream: event.stream_id, position: event.position }
+      switch (event.type) {
+        case 'SensorRegistered':
+        case 'SensorConfigurationRevised':
+          upsert.run({ ...row, id: event.data.sensor_identifier, kind: 'sensor', name: event.data.sensor_name, network: event.data.network_identifier })
+          break
+        case 'SocketRegistered':
+          upsert.run({ ...row, id: event.data.socket_identifier, kind: 'socket', name: event.data.socket_name, network: event.data.network_identifier })
+          break
+        case 'ZoneRegistered':
+          upsert.run({ ...row, id: event.data.zone_identifier, kind: 'zone', name: event.data.zone_name, network: event.data.network_identifier })
+          break
+        case 'ChargerRegistered':
+          upsert.run({ ...row, id: event.data.charger_id, kind: 'charger', name: event.data.charger_id, network: event.data.network_identifier })
+          break
+        case 'ChargerRemoved':
+          remove.run(event.data.charger_id)
+          break
+        case 'HostRegistered':
+          upsert.run({ ...row, id: event.data.device_identifier, kind: 'host', name: event.data.name, network: event.data.network_identifier })
+          break
+      }
+    }
+  }
+}
+
+/**
+ * What a device itself caused (its reports, its refused messages, its connections) marks it as
+ * seen; the live channels' snapshots are the latest event of each channel.
+ */
+const SEEN: readonly EventType[] = ['DeviceConnected', 'DeviceDisconnected', 'MeasurementsRecorded', 'LogMessagesRecorded',
+  'HeartbeatsReceived', 'MessageRejected', 'SubscriptionRefused', 'PowerReported', 'EnergyReported', 'SocketStatusReported',
+  'SocketInfoReported', 'SocketAvailabilityReported', 'SocketMessageReceived', 'ValveStateReported', 'StateOfChargeReported',
+  'SystemInfoReported', 'ProcessesReported', 'NetworkInterfacesReported', 'MetricsReported']
+
+/** The latest event of each type on each device's stream: last seen, and the channels' snapshots. */
+export const deviceActivityProjection: Projection = {
+  name: 'device_activity',
+  version: 1,
+  handles: [...SEEN, 'SensorRegistered', 'SensorConfigurationRevised', 'ConfigurationAcknowledged', 'ChargingStatusChanged'],
+  tables: ['device_activity'],
+  ddl: `CREATE TABLE IF NOT EXISTS device_activity (
+      stream_id TEXT NOT NULL, type TEXT NOT NULL, position INTEGER NOT NULL, recorded_at TEXT NOT NULL, seen INTEGER NOT NULL,
+      PRIMARY KEY (stream_id, type)
+    ) STRICT, WITHOUT ROWID;`,
+  prepare (db) {
+    const upsert = db.prepare(`INSERT INTO device_activity (stream_id, type, position, recorded_at, seen) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (stream_id, type) DO UPDATE SET position = excluded.position, recorded_at = excluded.recorded_at`)
+    const seen = new Set<string>(SEEN)
+    return (event: RecordedEvent) => {
+      upsert.run(event.stream_id, event.type, event.position, event.recorded_at, seen.has(event.type) ? 1 : 0)
+    }
+  }
+}
+
+export interface RegisteredDevice {
+  device_id: string
+  kind: 'sensor' | 'socket' | 'zone' | 'charger' | 'host'
+  name: string
+  network_id: string
+  stream_id: string
+}
+
+export function registryQueries (db: Db) {
+  const columns = 'device_id, kind, name, network_id, stream_id'
+  const byId = db.prepare(`SELECT ${columns} FROM device_registry WHERE device_id = ?`)
+  const ofNetwork = db.prepare(`SELECT ${columns} FROM device_registry WHERE network_id = ? ORDER BY position`)
+  const ofUser = db.prepare(`SELECT ${columns} FROM device_registry
+    WHERE network_id IN (SELECT network_id FROM network_members WHERE user_id = ?) ORDER BY position`)
+  const lastSeen = db.prepare('SELECT max(recorded_at) FROM device_activity WHERE stream_id = ? AND seen = 1').pluck()
+  const latest = db.prepare(`SELECT max(position) FROM device_activity WHERE stream_id = ? AND type IN (SELECT value FROM json_each(?))`).pluck()
+  return {
+    device: (id: string) => byId.get(id) as RegisteredDevice | undefined,
+    devicesOf: (networkId: string) => ofNetwork.all(networkId) as RegisteredDevice[],
+    devicesOfUser: (userId: string) => ofUser.all(userId) as RegisteredDevice[],
+    lastSeen: (streamId: string) => (lastSeen.get(streamId) as string | null) ?? null,
+    /** The position of the latest event of these types on the stream, if any. */
+    latestPosition: (streamId: string, types: readonly string[]) => (latest.get(streamId, JSON.stringify(types)) as number | null) ?? null
+  }
+}
+export type RegistryQueries = ReturnType<typeof registryQueries>
