@@ -13,14 +13,14 @@ export const zonesProjection: Projection = {
       zone_id TEXT PRIMARY KEY, network_id TEXT NOT NULL, zone_name TEXT NOT NULL, position INTEGER NOT NULL, state TEXT NOT NULL
     ) STRICT;
     CREATE TABLE IF NOT EXISTS zone_history (
-      position INTEGER PRIMARY KEY, zone_id TEXT NOT NULL, mode TEXT NOT NULL, timestamp TEXT NOT NULL, since TEXT NOT NULL, "to" TEXT
+      position INTEGER PRIMARY KEY, zone_id TEXT NOT NULL, mode TEXT NOT NULL, timestamp TEXT NOT NULL, since TEXT NOT NULL, until TEXT
     ) STRICT;
     CREATE INDEX IF NOT EXISTS zone_history_by_zone ON zone_history (zone_id, position);`,
   prepare (db) {
     const selectState = db.prepare('SELECT state FROM zones WHERE zone_id = ?').pluck()
     const insertZone = db.prepare('INSERT INTO zones (zone_id, network_id, zone_name, position, state) VALUES (?, ?, ?, ?, ?)')
     const updateState = db.prepare('UPDATE zones SET state = ? WHERE zone_id = ?')
-    const insertHistory = db.prepare('INSERT INTO zone_history (position, zone_id, mode, timestamp, since, "to") VALUES (?, ?, ?, ?, ?, ?)')
+    const insertHistory = db.prepare('INSERT INTO zone_history (position, zone_id, mode, timestamp, since, until) VALUES (?, ?, ?, ?, ?, ?)')
     return recorded => {
       const event = recorded as unknown as ZoneEvent
       const zoneId = event.data.zone_identifier
@@ -56,7 +56,7 @@ export function zoneQueries (db: Db) {
   const first = db.prepare(`SELECT ${columns} FROM zones ORDER BY position LIMIT 1`)
   const all = db.prepare(`SELECT ${columns} FROM zones ORDER BY position`)
   const ofUser = db.prepare(`SELECT ${columns} FROM zones WHERE network_id IN (SELECT network_id FROM network_members WHERE user_id = ?) ORDER BY position`)
-  const history = db.prepare('SELECT mode, timestamp, since, "to" FROM zone_history WHERE zone_id = ? ORDER BY position DESC LIMIT ?')
+  const history = db.prepare('SELECT mode, timestamp, since, until AS "to" FROM zone_history WHERE zone_id = ? ORDER BY position DESC LIMIT ?')
   const decode = (row: unknown): ZoneRow | undefined => {
     if (row === undefined) return undefined
     const stored = row as StoredZone
