@@ -45,6 +45,12 @@ const check = (changedAt: number): ZoneCommand => ({ type: 'CheckValve', changed
 const inTimer = [registered, timerStarted()]
 const inManual = [registered, manualStarted()]
 
+/** The HTTP status of what `fn` throws (undefined if it does not throw). */
+function statusOf (fn: () => unknown): number | undefined {
+  try { fn() } catch (error) { return (error as { statusCode?: number }).statusCode }
+  return undefined
+}
+
 const fold = (events: ZoneEvent[]): ZoneState => events.reduce(evolveZone, initialZoneState())
 const registeredState = (events: ZoneEvent[]) => {
   const state = fold(events)
@@ -59,7 +65,7 @@ t.test('registration', async t => {
   })
   t.test('refuses a network the user is not a member of, as a 404', async t => {
     spec(t, { networkAllowed: false }).given([]).when({ type: 'RegisterZone', ...registration }).thenThrows(NetworkNotFound)
-    t.throws(() => decideZone({ type: 'RegisterZone', ...registration }, initialZoneState(), { networkAllowed: false }), { statusCode: 404 })
+    t.equal(statusOf(() => decideZone({ type: 'RegisterZone', ...registration }, initialZoneState(), { networkAllowed: false })), 404)
   })
 })
 
@@ -67,7 +73,8 @@ t.test('every other command needs a registered zone: ZoneNotFound, a 404', async
   const commands: ZoneCommand[] = [manual(), timer(), stop(), complete(at), { type: 'ReportValve', open: true }, check(at)]
   for (const command of commands) {
     spec(t).given([]).when(command).thenThrows(ZoneNotFound)
-    t.throws(() => decideZone(command, initialZoneState()), { statusCode: 404, code: 'DL_ZONE_NOT_FOUND' }, command.type)
+    t.throws(() => decideZone(command, initialZoneState()), { code: 'DL_ZONE_NOT_FOUND' }, command.type)
+    t.equal(statusOf(() => decideZone(command, initialZoneState())), 404, `${command.type}: a 404`)
   }
   // events of a stream whose registration is missing do not make a zone
   t.strictSame(fold([manualStarted(), timerStarted()]), { status: 'unregistered' })

@@ -109,6 +109,8 @@ t.test('mode commands answer the new state; a timer runs out on the service cloc
   t.equal(manual.status, 200)
   t.match(manual.body, { zone_identifier: zone.zoneId, mode: 'manual_mode', since: localIso(start), to: null })
   t.strictSame((await state()).body, manual.body, 'what GET shows')
+  t.match(manual.body.since, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}$/, 'local ISO 8601 without a zone, as the reference')
+  if (new Date(start).getTimezoneOffset() === 0) t.equal(manual.body.since, '2026-01-01T00:00:00.000', 'in UTC, the clock\'s own time')
 
   clock.advance(2_000)
   const ignoredTimer = await command('timer')
@@ -474,10 +476,13 @@ t.test('replaying the log rebuilds the same zones and history', async t => {
   clock.advance(10_000)
   await completed
   await api(service, other).command('timer')
-  const mismatch = committed(service, e => e.type === 'ValveMismatchDetected' && e.stream_id === `zone-${other.zoneId}`)
   const otherEnded = runEnded(service, other)
-  clock.advance(10_000) // its 3 s timer ends, then its silent valve is a mismatch 5 s after that
-  await Promise.all([mismatch, otherEnded])
+  clock.advance(3_000)
+  await otherEnded
+  // its valve never reported: 5 s after the timer ran out, a mismatch
+  const mismatch = committed(service, e => e.type === 'ValveMismatchDetected' && e.stream_id === `zone-${other.zoneId}`)
+  clock.advance(5_000)
+  await mismatch
   await valve.endAsync()
   await service.close()
 

@@ -210,10 +210,13 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
   aedes.on('clientDisconnect', client => {
     if ((client as DeviceClient)[cutOffKey] === true) return
     const clean = (client as Client & { _disconnected?: boolean })._disconnected === true
-    const will = !clean && hadWill.has(client) ? '; its last will was published' : ''
+    // The will goes through authorizePublish like any message: recorded, or refused and recorded.
+    const will = !clean && hadWill.has(client) ? '; it left a last will' : ''
     const [reason, detail] = timedOut.has(client)
       ? ['keepalive_timeout', `nothing arrived within 1.5 × its keep-alive${will}`] as const
-      : ['closed', clean ? 'the device disconnected' : `the connection was lost${will}`] as const
+      : aedes.closed
+        ? ['service_stopped', 'the service stopped and closed the connection'] as const
+        : ['closed', clean ? 'the device disconnected' : `the connection was lost${will}`] as const
     recordPresence(client, { type: 'DeviceDisconnected', data: { client_id: client.id, reason, detail } })
   })
   aedes.on('subscribe', (subscriptions, client) => {

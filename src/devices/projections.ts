@@ -131,7 +131,7 @@ export const mqttInboxProjection: Projection = {
  */
 export const devicePresenceProjection: Projection = {
   name: 'device_presence',
-  version: 1,
+  version: 2,
   handles: ['DeviceConnected', 'DeviceDisconnected'],
   tables: ['device_presence'],
   ddl: `CREATE TABLE IF NOT EXISTS device_presence (
@@ -140,7 +140,9 @@ export const devicePresenceProjection: Projection = {
   prepare (db) {
     const change = db.prepare(`INSERT INTO device_presence (stream_id, connections, changed_at, client_id)
       VALUES (@stream, max(@delta, 0), @at, @client)
-      ON CONFLICT (stream_id) DO UPDATE SET connections = max(connections + @delta, 0), changed_at = @at, client_id = @client`)
+      ON CONFLICT (stream_id) DO UPDATE SET connections = max(connections + @delta, 0), client_id = @client,
+        -- only going online or offline moves it: a second connection, or one of two ending, does not
+        changed_at = CASE WHEN (connections > 0) = (max(connections + @delta, 0) > 0) THEN changed_at ELSE @at END`)
     const reset = db.prepare('UPDATE device_presence SET connections = 0, changed_at = ? WHERE stream_id = ?')
     return event => {
       const row = { stream: event.stream_id, at: event.recorded_at }

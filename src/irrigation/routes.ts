@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncZod, ZodTypeProvider } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { userMetadata } from '../accounts/authentication.ts'
+import { bearerToken, userMetadata } from '../accounts/authentication.ts'
 import { newSecret, sha256 } from '../accounts/secrets.ts'
 import { ZoneNotFound } from '../errors.ts'
 import { Detail } from '../http/schemas.ts'
@@ -14,6 +14,7 @@ import type { ZoneControl } from './zone-control.ts'
 
 /** Node's timers hold at most 2^31-1 ms (24.8 days). */
 const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000)
+/** Query strings are text: `?duration=30`. */
 const Seconds = z.coerce.number().finite().positive().max(MAX_SECONDS)
 const ZoneParams = z.object({ zone: z.string() })
 const TimerQuery = z.object({ duration: Seconds.optional() })
@@ -58,7 +59,7 @@ const irrigationRoutes: FastifyPluginAsyncZod<IrrigationRoutesOptions> = async f
 
     api.post('/api/v1/zones', {
       schema: {
-        body: z.object({ name: z.string().min(1).max(200), network_identifier: z.string(), timer_seconds: Seconds.default(10) }),
+        body: z.object({ name: z.string().min(1).max(200), network_identifier: z.string(), timer_seconds: z.number().finite().positive().max(MAX_SECONDS).default(10) }),
         response: { 201: z.object({ zone_identifier: z.string(), mqtt: z.object({ username: z.string(), password: z.string() }) }), ...Errors }
       }
     }, async (request, reply) => {
@@ -110,7 +111,10 @@ const irrigationRoutes: FastifyPluginAsyncZod<IrrigationRoutesOptions> = async f
 
   await app.register(async function referenceRoutes (plugin) {
     const root = plugin.withTypeProvider<ZodTypeProvider>()
-    if (!rootIsPublic) root.addHook('onRequest', app.requireUser)
+    // Public or not, a caller who gives a token is authenticated, so the log names them.
+    root.addHook('onRequest', async (request, reply) => {
+      if (!rootIsPublic || bearerToken(request) !== undefined) await app.requireUser(request, reply)
+    })
     const defaultZoneOf = (request: FastifyRequest): ZoneRow => {
       const zone = defaultZone === undefined ? zones.first() : zones.find(defaultZone)
       if (zone === undefined) throw new ZoneNotFound()
