@@ -638,3 +638,33 @@ t.test('npm run seed:demo creates the reference\'s pairs, once', async t => {
   t.same(rows(), [{ charger_id: 'c1234', widget_id: 'wABCD' }, { charger_id: 'c5678', widget_id: 'wEFGH' }], 'the pairs are left as they are')
   t.equal(service.app.store.read({ type: 'ChargerRegistered' }).length, 2)
 })
+
+t.test("a charger id cannot take another device's identifier, and removing a pair ends its MQTT sessions", async t => {
+  const service = await startService(t)
+  const owner = await createOwner(service)
+  const intruder = await createOwner(service)
+  const sensor = await createSensor(service, { token: owner.token, networkId: owner.networkId })
+  const taken = await http(service, 'POST', '/api/v1/chargers', {
+    token: intruder.token, body: { charger_id: sensor.sensorId, widget_id: 'w-intruder', network_identifier: intruder.networkId }
+  })
+  t.equal(taken.status, 409, "a sensor's identifier is taken")
+  const device = await http(service, 'GET', `/api/v1/devices/${sensor.sensorId}`, { token: owner.token })
+  t.match(device.body, { kind: 'sensor', network_identifier: owner.networkId }, 'the sensor stays where it was')
+
+  const pair = await registerPair(service, owner, 'c-mqtt', 'w-mqtt')
+  const charger = await connectMqtt(t, service.mqttUrl, { username: pair.mqtt.username, password: pair.mqtt.password })
+  const closed = new Promise<void>(resolve => charger.once('close', () => resolve()))
+  const ended = committed(service, e => e.stream_id === streamOf('c-mqtt') && e.type === 'DeviceDisconnected')
+  t.equal((await http(service, 'DELETE', '/api/v1/chargers/c-mqtt', { token: owner.token })).status, 204)
+  await closed
+  await ended
+  t.pass('the MQTT session of the removed pair was closed and its end recorded')
+
+  const again = await registerPair(service, owner, 'c-mqtt', 'w-mqtt2')
+  const widget = openClient(t, service, `/widgets/w-mqtt2?token=${again.token}`)
+  await new Promise(resolve => widget.ws.once('open', resolve))
+  const fresh = openClient(t, service, `/chargers/c-mqtt?token=${again.token}`)
+  await new Promise(resolve => fresh.ws.once('open', resolve))
+  fresh.ws.send(Buffer.from(reading(100)), { binary: true })
+  t.same(await widget.next(), status('charged'), 'a reading sent as a binary frame is read as JSON too')
+})

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, type AddressInfo, type Server } from 'node:net'
-import type { Aedes } from 'aedes'
+import type { Aedes, Client } from 'aedes'
 import fp from 'fastify-plugin'
 import { createWebSocketStream } from 'ws'
-import { createDeviceBroker } from './broker.ts'
+import { createDeviceBroker, deviceOf } from './broker.ts'
 import type { DeviceKind } from './device-kind.ts'
 
 export interface ServicePublish {
@@ -22,6 +22,10 @@ export interface DeviceBrokerDecorator {
   publish(message: ServicePublish): Promise<void>
   /** A capability tells the broker how its devices behave. */
   registerKind(kind: DeviceKind): void
+  /** Close every connection of a device whose credentials were withdrawn (a removed charger). */
+  disconnectDevice(streamId: string): void
+  /** The MQTT port, once listening (shown to people registering a device). */
+  readonly port: number | undefined
 }
 
 declare module 'fastify' {
@@ -52,6 +56,7 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
   const kinds = new Map<string, DeviceKind>()
   const aedes = await createDeviceBroker({ store: app.store, devices: app.devices, kinds, log: app.log, clock: app.clock, maxRefusalsPerMinute })
   let tcp: Server | undefined
+  let tcpPort: number | undefined
 
   app.decorate('broker', {
     aedes,
@@ -59,9 +64,17 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
       tcp = createServer(aedes.handle)
       tcp.listen(port, host)
       await once(tcp, 'listening')
-      return (tcp.address() as AddressInfo).port
+      tcpPort = (tcp.address() as AddressInfo).port
+      return tcpPort
     },
     registerKind (kind: DeviceKind) { kinds.set(kind.kind, kind) },
+    disconnectDevice (streamId: string) {
+      // Aedes keeps its connected clients by id; its types do not list the map.
+      for (const client of Object.values((aedes as unknown as { clients: Record<string, Client> }).clients)) {
+        if (deviceOf(client)?.streamId === streamId) client.close()
+      }
+    },
+    get port () { return tcpPort },
     publish (message: ServicePublish) {
       return new Promise<void>((resolve, reject) => {
         aedes.publish({ cmd: 'publish', topic: message.topic, payload: Buffer.from(message.payload), qos: message.qos, retain: message.retain, dup: false },

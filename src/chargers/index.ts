@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { registryQueries } from '../devices/registry.ts'
 import { chargerDeviceKind } from './mqtt.ts'
 import { chargerQueries } from './projections.ts'
 import chargerRoutes from './routes.ts'
@@ -16,6 +17,11 @@ export default async function chargers (app: FastifyInstance, { maxRate }: Charg
   const queries = chargerQueries(app.store.db)
   const minIntervalMs = 1000 / maxRate
   app.broker.registerKind(chargerDeviceKind(queries, minIntervalMs))
-  await app.register(chargerRoutes, { chargers: queries })
+  // A removed pair's MQTT sessions end with it: its password no longer opens anything.
+  const unsubscribe = app.store.subscribe(events => {
+    for (const event of events) if (event.type === 'ChargerRemoved') app.broker.disconnectDevice(event.stream_id)
+  })
+  app.addHook('preClose', async () => unsubscribe())
+  await app.register(chargerRoutes, { chargers: queries, registry: registryQueries(app.store.db) })
   await app.register(chargerSockets, { chargers: queries, minIntervalMs })
 }

@@ -14,6 +14,7 @@ export function chargerDeviceKind (chargers: ChargerQueries, minIntervalMs: numb
       if (topic !== stateOfChargeTopic(device.id)) {
         return refuse(topic.startsWith('chargers/') ? 'foreign_topic' : 'unknown_topic', `a charger publishes only to ${stateOfChargeTopic(device.id)}`)
       }
+      if (chargers.charger(device.id) === undefined) return refuse('unknown_topic', 'this charger was removed')
       let json: unknown
       try {
         json = JSON.parse(payload.toString('utf8'))

@@ -6,6 +6,7 @@ import { newSecret, sha256 } from '../accounts/secrets.ts'
 import { ChargerNotFound } from '../errors.ts'
 import { Detail } from '../http/schemas.ts'
 import { decideCharger, initialChargerState } from './decider.ts'
+import type { RegistryQueries } from '../devices/registry.ts'
 import type { ChargerQueries, ChargerRow } from './projections.ts'
 
 const Errors = { 400: Detail, 401: Detail, 404: Detail, 409: Detail }
@@ -19,10 +20,10 @@ const Pair = z.object({
 const pairView = (row: ChargerRow): z.infer<typeof Pair> =>
   ({ charger_id: row.charger_id, widget_id: row.widget_id, network_identifier: row.network_id, charging_status: row.state.charging_status, soc: row.last_soc })
 
-export interface ChargerRoutesOptions { chargers: ChargerQueries }
+export interface ChargerRoutesOptions { chargers: ChargerQueries, registry: RegistryQueries }
 
 /** Register, list and remove charger-widget pairs (the reference seeded them in its database). */
-const chargerRoutes: FastifyPluginAsyncZod<ChargerRoutesOptions> = async function (app, { chargers }) {
+const chargerRoutes: FastifyPluginAsyncZod<ChargerRoutesOptions> = async function (app, { chargers, registry }) {
   app.addHook('onRequest', app.requireUser)
 
   app.post('/api/v1/chargers', {
@@ -36,8 +37,8 @@ const chargerRoutes: FastifyPluginAsyncZod<ChargerRoutesOptions> = async functio
     const password = newSecret()
     await app.store.transact(tx => {
       const streamId = `charger-${charger_id}`
-      // An id is taken by any device's MQTT username, and by any pair's charger or widget.
-      const idTaken = charger_id === widget_id || app.devices.credentials(charger_id) !== undefined ||
+      // An id is taken by any device's identifier or MQTT username, and by any pair's charger or widget.
+      const idTaken = charger_id === widget_id || app.devices.credentials(charger_id) !== undefined || registry.device(charger_id) !== undefined ||
         chargers.widget(widget_id) !== undefined || chargers.widget(charger_id) !== undefined || chargers.charger(widget_id) !== undefined
       const events = decideCharger(
         { type: 'RegisterCharger', charger_id, widget_id, network_identifier, token_sha256: sha256(token), mqtt_password_sha256: sha256(password) },

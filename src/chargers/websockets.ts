@@ -94,8 +94,8 @@ const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async funct
       }], { metadata: metadata() }).catch(failed)
     }
 
-    socket.on('message', (raw, isBinary) => {
-      const text = isBinary ? '' : raw.toString()
+    socket.on('message', raw => {
+      const text = raw.toString()
       let json: unknown
       try {
         json = JSON.parse(text)

@@ -17,8 +17,9 @@ export const deviceRegistryProjection: Projection = {
   prepare (db) {
     const upsert = db.prepare(`INSERT INTO device_registry (device_id, kind, name, network_id, stream_id, position)
       VALUES (@id, @kind, @name, @network, @stream, @position)
-      ON CONFLICT (device_id) DO UPDATE SET name = excluded.name, network_id = excluded.network_id`)
-    const remove = db.prepare('DELETE FROM device_registry WHERE device_id = ?')
+      ON CONFLICT (device_id) DO UPDATE SET name = excluded.name, network_id = excluded.network_id
+      WHERE device_registry.stream_id = excluded.stream_id`)
+    const remove = db.prepare('DELETE FROM device_registry WHERE device_id = ? AND stream_id = ?')
     return event => {
       const row = { stream: event.stream_id, position: event.position }
       switch (event.type) {
@@ -36,7 +37,7 @@ export const deviceRegistryProjection: Projection = {
           upsert.run({ ...row, id: event.data.charger_id, kind: 'charger', name: event.data.charger_id, network: event.data.network_identifier })
           break
         case 'ChargerRemoved':
-          remove.run(event.data.charger_id)
+          remove.run(event.data.charger_id, event.stream_id)
           break
         case 'HostRegistered':
           upsert.run({ ...row, id: event.data.device_identifier, kind: 'host', name: event.data.name, network: event.data.network_identifier })
