@@ -16,6 +16,12 @@ export const AccessTokenIssued = defineEvent('AccessTokenIssued', 1, z.object({
   token_sha256: z.string()
 }))
 
+/** Log out: the token opens nothing any more. */
+export const AccessTokenRevoked = defineEvent('AccessTokenRevoked', 1, z.object({
+  user_identifier: z.uuid(),
+  token_sha256: z.string()
+}))
+
 export const AuthenticationFailed = defineEvent('AuthenticationFailed', 1, z.object({
   user_identifier: z.uuid(),
   reason: z.literal('wrong_password')

@@ -21,6 +21,7 @@ export * as sockets from './sockets.ts'
 export const eventDefinitions = {
   UserRegistered: accounts.UserRegistered,
   AccessTokenIssued: accounts.AccessTokenIssued,
+  AccessTokenRevoked: accounts.AccessTokenRevoked,
   AuthenticationFailed: accounts.AuthenticationFailed,
   NetworkCreated: accounts.NetworkCreated,
   NetworkMemberAdded: accounts.NetworkMemberAdded,

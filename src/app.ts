@@ -1,4 +1,8 @@
 import { randomUUID } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import fastifyStatic from '@fastify/static'
 import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyError } from 'fastify'
 import fp from 'fastify-plugin'
@@ -60,6 +64,12 @@ async function app (instance: FastifyInstance, { config, clock }: AppOptions) {
     schema: { response: { 200: z.object({ environment: z.string(), commit_sha: z.string(), branch_name: z.string(), start_timestamp: z.number() }) } }
   }, async () => ({ environment: config.ENVIRONMENT, commit_sha: config.COMMIT_SHA, branch_name: config.BRANCH_NAME, start_timestamp: startedAt }))
 
+  // Where devices connect: the console shows it beside a new device's credentials.
+  app.get('/api/v1/broker', {
+    onRequest: app.requireUser,
+    schema: { response: { 200: z.object({ mqtt_port: z.number(), websocket_path: z.string() }) } }
+  }, async () => ({ mqtt_port: app.broker.port ?? config.MQTT_PORT, websocket_path: '/mqtt' }))
+
   await app.register(accountRoutes)
   await app.register(auditRoutes)
   await app.register(sensors, { summaryIntervalSeconds: config.STREAM_SUMMARY_INTERVAL_SECONDS })
@@ -68,7 +78,17 @@ async function app (instance: FastifyInstance, { config, clock }: AppOptions) {
   await app.register(chargers, { maxRate: config.CHARGER_MAX_RATE })
   await app.register(hosts)
   await app.register(devicesApi)
+
+  // The web console (web/, built by `npm run build`): static files at `/`, on the public APIs only.
+  if (existsSync(join(CONSOLE_DIR, 'index.html'))) {
+    await app.register(fastifyStatic, { root: CONSOLE_DIR, wildcard: false, index: 'index.html' })
+  } else {
+    app.get('/', { schema: { hide: true } }, async (_request, reply) =>
+      reply.type('text/plain; charset=utf-8').send('The web console is not built: run `npm run build` (npm start does), then reload.\n'))
+  }
 }
+
+const CONSOLE_DIR = fileURLToPath(new URL('../dist/web', import.meta.url))
 
 // Not encapsulated: server.ts and tests reach the decorators (broker, store) on the root instance.
 export default fp(app, { name: 'devicelog' })

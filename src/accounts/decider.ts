@@ -8,6 +8,7 @@ export type AccountCommand =
   | { type: 'RegisterUser', user_identifier: string, username: string, password_hash: string, token_sha256: string }
   | { type: 'IssueAccessToken', user_identifier: string, token_sha256: string }
   | { type: 'RecordFailedAuthentication', user_identifier: string }
+  | { type: 'RevokeAccessToken', user_identifier: string, token_sha256: string }
   | { type: 'CreateNetwork', network_identifier: string, network_name: string, user_identifier: string }
 
 /** The one fact outside a command that a rule needs: only registration reads it. */
@@ -15,7 +16,7 @@ export interface AccountState { usernameTaken: boolean }
 
 const noState: AccountState = { usernameTaken: false }
 
-type AccountEvent = EventOf<'UserRegistered' | 'AccessTokenIssued' | 'AuthenticationFailed' | 'NetworkCreated' | 'NetworkMemberAdded'>
+type AccountEvent = EventOf<'UserRegistered' | 'AccessTokenIssued' | 'AccessTokenRevoked' | 'AuthenticationFailed' | 'NetworkCreated' | 'NetworkMemberAdded'>
 
 export function decideAccount (command: AccountCommand, state: AccountState = noState): AccountEvent[] {
   switch (command.type) {
@@ -27,6 +28,8 @@ export function decideAccount (command: AccountCommand, state: AccountState = no
       ]
     case 'IssueAccessToken':
       return [{ type: 'AccessTokenIssued', data: { user_identifier: command.user_identifier, token_sha256: command.token_sha256 } }]
+    case 'RevokeAccessToken':
+      return [{ type: 'AccessTokenRevoked', data: { user_identifier: command.user_identifier, token_sha256: command.token_sha256 } }]
     case 'RecordFailedAuthentication':
       return [{ type: 'AuthenticationFailed', data: { user_identifier: command.user_identifier, reason: 'wrong_password' } }]
     case 'CreateNetwork':

@@ -3,8 +3,8 @@ import type { Db } from '../store/database.ts'
 
 export const usersProjection: Projection = {
   name: 'users',
-  version: 1,
-  handles: ['UserRegistered', 'AccessTokenIssued'],
+  version: 2,
+  handles: ['UserRegistered', 'AccessTokenIssued', 'AccessTokenRevoked'],
   tables: ['users', 'access_tokens'],
   ddl: `
     CREATE TABLE IF NOT EXISTS users (
@@ -16,6 +16,7 @@ export const usersProjection: Projection = {
   prepare (db) {
     const insertUser = db.prepare('INSERT INTO users (user_id, username, password_hash) VALUES (?, ?, ?)')
     const insertToken = db.prepare('INSERT INTO access_tokens (token_sha256, user_id, issued_at) VALUES (?, ?, ?)')
+    const deleteToken = db.prepare('DELETE FROM access_tokens WHERE token_sha256 = ?')
     return event => {
       switch (event.type) {
         case 'UserRegistered':
@@ -23,6 +24,9 @@ export const usersProjection: Projection = {
           break
         case 'AccessTokenIssued':
           insertToken.run(event.data.token_sha256, event.data.user_identifier, event.recorded_at)
+          break
+        case 'AccessTokenRevoked':
+          deleteToken.run(event.data.token_sha256)
           break
       }
     }

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { UserNotFound, WrongPassword } from '../errors.ts'
 import { Detail } from '../http/schemas.ts'
-import { userMetadata } from './authentication.ts'
+import { bearerToken, userMetadata } from './authentication.ts'
 import { decideAccount } from './decider.ts'
 import { hashPassword, newSecret, passwordMatches, sha256 } from './secrets.ts'
 
@@ -47,6 +47,17 @@ const accountRoutes: FastifyPluginAsyncZod = async function (app) {
     await store.append(`user-${user.user_id}`,
       decideAccount({ type: 'IssueAccessToken', user_identifier: user.user_id, token_sha256: sha256(token) }), { metadata })
     return { access_token: token, user_identifier: user.user_id }
+  })
+
+  // Log out: the token the request carries is revoked (others of the same user stay valid).
+  app.delete('/authentication', {
+    onRequest: app.requireUser,
+    schema: { response: { 204: z.null(), 401: Detail } }
+  }, async (request, reply) => {
+    await store.append(`user-${request.userId}`, decideAccount(
+      { type: 'RevokeAccessToken', user_identifier: request.userId, token_sha256: sha256(bearerToken(request)!) }
+    ), { metadata: userMetadata(request) })
+    return reply.code(204).send(null)
   })
 
   app.post('/networks', {

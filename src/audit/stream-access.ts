@@ -32,28 +32,29 @@ export const streamAccessProjection: Projection = {
   }
 }
 
-export interface AuditFilter { after: number, limit: number, stream?: string, type?: string }
+export interface AuditFilter { after: number, before?: number, limit: number, stream?: string, type?: string, order: 'asc' | 'desc' }
 
 /** Events the user may see: their own user stream, and every stream of their networks. */
 export function auditQueries (db: Db) {
   const visible = `(e.stream_id = @own OR e.stream_id IN (SELECT a.stream_id FROM stream_access a
     JOIN network_members m ON m.network_id = a.network_id WHERE m.user_id = @user))`
   const statements = new Map<string, ReturnType<Db['prepare']>>()
-  const statementFor = (hasStream: boolean, hasType: boolean) => {
-    const key = `${hasStream}:${hasType}`
+  const statementFor = (filter: AuditFilter) => {
+    const key = `${filter.stream !== undefined}:${filter.type !== undefined}:${filter.before !== undefined}:${filter.order}`
     let statement = statements.get(key)
     if (statement === undefined) {
       statement = db.prepare(`SELECT e.* FROM events e WHERE e.position > @after AND ${visible}
-        ${hasStream ? 'AND e.stream_id = @stream' : ''} ${hasType ? 'AND e.type = @type' : ''}
-        ORDER BY e.position LIMIT @limit`)
+        ${filter.before !== undefined ? 'AND e.position < @before' : ''}
+        ${filter.stream !== undefined ? 'AND e.stream_id = @stream' : ''} ${filter.type !== undefined ? 'AND e.type = @type' : ''}
+        ORDER BY e.position ${filter.order === 'desc' ? 'DESC' : 'ASC'} LIMIT @limit`)
       statements.set(key, statement)
     }
     return statement
   }
   return {
     eventsFor (userId: string, filter: AuditFilter) {
-      const rows = statementFor(filter.stream !== undefined, filter.type !== undefined)
-        .all({ own: `user-${userId}`, user: userId, ...filter }) as EventRow[]
+      const { order: _, ...params } = filter
+      const rows = statementFor(filter).all({ own: `user-${userId}`, user: userId, ...params }) as EventRow[]
       return rows.map(decodeRow)
     }
   }

@@ -85,6 +85,8 @@ export const liveChannels: readonly LiveChannel[] = [
       }
     }
   },
+  /** Every event of the device's stream as it commits (no snapshot): for views that re-read an API. */
+  { name: 'events', types: [], view: e => ({ type: e.type, recorded_at: e.recorded_at, data: e.data }) },
   {
     name: 'charging',
     types: ['StateOfChargeReported'],
@@ -93,6 +95,7 @@ export const liveChannels: readonly LiveChannel[] = [
 ]
 
 export const channelByName = new Map(liveChannels.map(c => [c.name, c]))
+export const everyEvent = channelByName.get('events')!
 export const channelsByType = new Map<string, LiveChannel[]>()
 for (const channel of liveChannels) {
   for (const type of channel.types) channelsByType.set(type, [...(channelsByType.get(type) ?? []), channel])

@@ -4,7 +4,7 @@ import type { Clock } from '../clock.ts'
 import { sendBounded } from '../live/websocket.ts'
 import type { EventStore } from '../store/event-store.ts'
 import type { RecordedEvent } from '../store/recorded-event.ts'
-import { channelByName, channelsByType, type ChannelContext, type LiveChannel } from './live-channels.ts'
+import { channelByName, channelsByType, everyEvent, type ChannelContext, type LiveChannel } from './live-channels.ts'
 import type { RegisteredDevice } from './registry.ts'
 
 const ClientMessage = z.discriminatedUnion('type', [
@@ -39,9 +39,8 @@ export function createDeviceLive (store: EventStore, clock: Clock, context: Chan
     if (byStream.size === 0) return
     for (const event of events) {
       const audience = byStream.get(event.stream_id)
-      const channels = audience === undefined ? undefined : channelsByType.get(event.type)
-      if (audience === undefined || channels === undefined) continue
-      for (const channel of channels) {
+      if (audience === undefined) continue
+      for (const channel of [...(channelsByType.get(event.type) ?? []), everyEvent]) {
         let text: string | undefined
         for (const client of audience) {
           if (!client.channels.has(channel.name)) continue

@@ -1,0 +1,55 @@
+import { useState } from 'preact/hooks'
+import { Chart } from '../chart.tsx'
+import { useLive } from '../live.ts'
+import type { Device } from './network.tsx'
+
+interface History {
+  cpu: Array<{ time: string, value: number }>
+  memory: Array<{ time: string, used: number, available: number }>
+  network: Array<{ time: string, download: number, upload: number }>
+}
+
+/** A host: system info, top processes, and the CPU, memory and network charts, live. */
+export function HostView ({ device }: { device: Device }) {
+  const [info, setInfo] = useState<Record<string, unknown> | null>(null)
+  const [processes, setProcesses] = useState<Array<Record<string, unknown>>>([])
+  const [history, setHistory] = useState<History | null>(null)
+  useLive(`/api/v1/devices/${encodeURIComponent(device.id)}/ws`, {
+    onOpen: send => send({ type: 'subscribe', channels: ['system-info', 'processes', 'history'] }),
+    onMessage: m => {
+      if (m.data === null) return
+      if (m.type === 'system-info') setInfo(m.data)
+      if (m.type === 'processes') setProcesses(m.data.top_processes)
+      if (m.type === 'history') setHistory(m.data)
+    }
+  })
+  const index = (n: number) => Array.from({ length: n }, (_, i) => i)
+  const columns = processes[0] === undefined ? [] : Object.keys(processes[0]).slice(0, 6)
+  return (
+    <div class="grid">
+      <article>
+        <h2>System</h2>
+        {info === null ? <p>No report yet.</p> : (
+          <dl class="info">{Object.entries(info).map(([k, v]) => <><dt key={k}>{k}</dt><dd>{String(v)}</dd></>)}</dl>
+        )}
+      </article>
+      <article>
+        <h2>Processes</h2>
+        {processes.length === 0 ? <p>No report yet.</p> : (
+          <table class="processes">
+            <thead><tr>{columns.map(c => <th key={c}>{c}</th>)}</tr></thead>
+            <tbody>{processes.slice(0, 20).map((p, i) => <tr key={i}>{columns.map(c => <td key={c}>{String(p[c] ?? '')}</td>)}</tr>)}</tbody>
+          </table>
+        )}
+      </article>
+      {history !== null && (
+        <article class="wide">
+          <h2>History <small>{history.cpu.at(-1)?.time}</small></h2>
+          <Chart title="CPU %" plainX series={['cpu']} data={[index(history.cpu.length), history.cpu.map(p => p.value)]} />
+          <Chart title="Memory (MiB)" plainX series={['used', 'available']} data={[index(history.memory.length), history.memory.map(p => p.used), history.memory.map(p => p.available)]} />
+          <Chart title="Network (bytes)" plainX series={['download', 'upload']} data={[index(history.network.length), history.network.map(p => p.download), history.network.map(p => p.upload)]} />
+        </article>
+      )}
+    </div>
+  )
+}

@@ -1,0 +1,126 @@
+import { useEffect, useMemo, useState } from 'preact/hooks'
+import { api, when } from '../api.ts'
+import { Chart } from '../chart.tsx'
+import { useLive } from '../live.ts'
+import type { Device } from './network.tsx'
+
+interface Measurement { revision: number, creation_timestamp: number, measurement: Record<string, unknown> }
+interface LogEntry { revision: number, creation_timestamp: number, severity: string, subject: string, details: string | null }
+interface Aggregate { severity: string, subject: string, count: number, min_creation_timestamp: number, max_creation_timestamp: number }
+interface Configuration { revision: number, configuration: unknown, acknowledged: boolean, acknowledged_at: number | null, success: boolean | null }
+
+const MAX_POINTS = 500
+const seconds = (t: number) => new Date(t * 1000).toLocaleString()
+
+/** A sensor: measurements charted live, the logs with paging, their aggregates, the configuration. */
+export function SensorView ({ device }: { device: Device }) {
+  const id = encodeURIComponent(device.id)
+  const [measurements, setMeasurements] = useState<Measurement[]>([])
+  const [logs, setLogs] = useState<LogEntry[]>([])
+  const [newestLogs, setNewestLogs] = useState(true)
+  const [aggregates, setAggregates] = useState<Aggregate[]>([])
+  const [configuration, setConfiguration] = useState<Configuration | null>(null)
+  const [draft, setDraft] = useState('')
+  const [message, setMessage] = useState<string | null>(null)
+
+  const loadLogs = (query = '') => api<LogEntry[]>('GET', `/sensors/${id}/logs${query}`).then(setLogs)
+  const loadAggregates = () => api<Aggregate[]>('GET', `/sensors/${id}/logs/aggregates`).then(setAggregates)
+  const refresh = () => {
+    void api<Measurement[]>('GET', `/sensors/${id}/measurements`).then(setMeasurements)
+    if (newestLogs) void loadLogs()
+    void loadAggregates()
+  }
+  useEffect(refresh, [device.id])
+
+  useLive(`/api/v1/devices/${id}/ws`, {
+    // After a reconnect, re-read what may have been missed.
+    onOpen: send => { send({ type: 'subscribe', channels: ['measurements', 'logs', 'configuration'] }); refresh() },
+    onMessage: m => {
+      if (m.type === 'measurements' && m.position !== null) setMeasurements(list => [...list, ...m.data].slice(-MAX_POINTS))
+      if (m.type === 'logs' && m.position !== null) {
+        if (newestLogs) setLogs(list => [...list, ...m.data].slice(-100))
+        void loadAggregates()
+      }
+      if (m.type === 'configuration' && m.data !== null) {
+        setConfiguration(m.data)
+        setDraft(current => current === '' ? JSON.stringify(m.data.configuration, null, 2) : current)
+      }
+    }
+  })
+
+  const numericFields = useMemo(() => {
+    const names = new Set<string>()
+    for (const m of measurements) for (const [k, v] of Object.entries(m.measurement)) if (typeof v === 'number') names.add(k)
+    return [...names].slice(0, 6)
+  }, [measurements])
+  const data = useMemo(() => {
+    const sorted = [...measurements].sort((a, b) => a.creation_timestamp - b.creation_timestamp)
+    return [sorted.map(m => m.creation_timestamp), ...numericFields.map(f => sorted.map(m => (m.measurement[f] as number | undefined) ?? (null as unknown as number)))]
+  }, [measurements, numericFields])
+
+  const page = (direction: 'previous' | 'next') => {
+    const edge = direction === 'previous' ? logs[0] : logs.at(-1)
+    if (edge === undefined) return
+    setNewestLogs(false)
+    void loadLogs(`?creation_timestamp=${edge.creation_timestamp}&direction=${direction}`)
+  }
+  const save = async (event: Event) => {
+    event.preventDefault()
+    setMessage(null)
+    try {
+      const parsed = JSON.parse(draft)
+      const sensor = await api('GET', `/sensors/${id}`)
+      const result = await api('PUT', `/sensors/${id}`, { sensor_name: sensor.sensor_name, network_identifier: sensor.network_identifier, configuration: parsed })
+      setMessage(`Saved as revision ${result.revision}`)
+    } catch (failure) { setMessage((failure as Error).message) }
+  }
+
+  return (
+    <div class="grid">
+      <article>
+        <h2>Measurements <small data-testid="measurement-count">{measurements.length}</small></h2>
+        {numericFields.length === 0 ? <p>No numeric measurement yet.</p> : <Chart title="Measurements" series={numericFields} data={data} />}
+      </article>
+      <article>
+        <h2>Logs</h2>
+        <table class="logs">
+          <thead><tr><th>Time</th><th>Severity</th><th>Subject</th><th>Details</th></tr></thead>
+          <tbody>
+            {logs.map((l, i) => (
+              <tr key={`${l.creation_timestamp}-${i}`} class={`severity-${l.severity}`}>
+                <td>{seconds(l.creation_timestamp)}</td><td>{l.severity}</td><td>{l.subject}</td><td>{l.details ?? ''}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+        <div class="row">
+          <button type="button" onClick={() => page('previous')} disabled={logs.length === 0}>Older</button>
+          <button type="button" onClick={() => page('next')} disabled={logs.length === 0}>Newer</button>
+          <button type="button" class="secondary" onClick={() => { setNewestLogs(true); void loadLogs() }}>Latest</button>
+        </div>
+        <h3>Aggregates</h3>
+        <table class="aggregates">
+          <thead><tr><th>Severity</th><th>Subject</th><th>Count</th><th>Last</th></tr></thead>
+          <tbody>{aggregates.map(a => <tr key={`${a.severity}-${a.subject}`} class={`severity-${a.severity}`}><td>{a.severity}</td><td>{a.subject}</td><td>{a.count}</td><td>{seconds(a.max_creation_timestamp)}</td></tr>)}</tbody>
+        </table>
+      </article>
+      <article>
+        <h2>Configuration</h2>
+        {configuration === null ? <p>Loading…</p> : (
+          <p data-testid="configuration-state">
+            Revision {configuration.revision}: {configuration.acknowledged
+              ? `acknowledged ${when(new Date((configuration.acknowledged_at ?? 0) * 1000).toISOString())}${configuration.success === false ? ' (failed)' : ''}`
+              : 'not acknowledged yet'}
+          </p>
+        )}
+        <form class="stack" onSubmit={save}>
+          <label>New configuration (JSON)
+            <textarea name="configuration" rows={8} value={draft} onInput={e => setDraft(e.currentTarget.value)} />
+          </label>
+          <button type="submit">Push configuration</button>
+        </form>
+        {message !== null && <p role="status">{message}</p>}
+      </article>
+    </div>
+  )
+}

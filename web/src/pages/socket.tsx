@@ -1,0 +1,85 @@
+import { useEffect, useState } from 'preact/hooks'
+import { api } from '../api.ts'
+import { useLive } from '../live.ts'
+import type { Device } from './network.tsx'
+
+interface Instance { id: string, status: string, startTimestamp: string, stopDueTimestamp: string | null, energyKwh: number | null, duration: number | null }
+interface ServerData { isEmergencyStopped: boolean, energyToday: number, runningInstances: string[], power: 'ON' | 'OFF' | null, online: boolean }
+
+const elapsed = (since: string, now: number) => {
+  const s = Math.max(0, Math.round((now - Date.parse(since)) / 1000))
+  return `${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`
+}
+
+/** A smart socket: power, running instances, start and stop, emergency stop and recover, energy today. */
+export function SocketView ({ device }: { device: Device }) {
+  const base = `/api/sockets/${encodeURIComponent(device.id)}`
+  const [server, setServer] = useState<ServerData | null>(null)
+  const [instances, setInstances] = useState<Instance[]>([])
+  const [duration, setDuration] = useState('60')
+  const [busy, setBusy] = useState(false)
+  const [message, setMessage] = useState<string | null>(null)
+  const [now, setNow] = useState(Date.now())
+
+  const refresh = async () => {
+    const status = await api<ServerData>('GET', `${base}/server/status`)
+    setServer(status)
+    setInstances(await Promise.all(status.runningInstances.map(id => api<{ instance: Instance }>('GET', `${base}/instance/${id}`).then(r => r.instance))))
+  }
+  useEffect(() => { void refresh() }, [device.id])
+  // Elapsed times tick in the browser; everything else changes only when the socket's events commit.
+  useEffect(() => { const timer = setInterval(() => setNow(Date.now()), 1000); return () => clearInterval(timer) }, [])
+  useLive(`/api/v1/devices/${encodeURIComponent(device.id)}/ws`, {
+    onOpen: send => { send({ type: 'subscribe', channels: ['events'] }); void refresh() },
+    onMessage: m => { if (m.type === 'events') void refresh() }
+  })
+
+  const act = (method: string, path: string, body?: unknown) => async () => {
+    setBusy(true)
+    setMessage(null)
+    try {
+      const result = await api(method, `${base}${path}`, body)
+      if (typeof result?.message === 'string') setMessage(result.message)
+      await refresh()
+    } catch (failure) { setMessage((failure as Error).message) } finally { setBusy(false) }
+  }
+
+  if (server === null) return <p>Loading…</p>
+  return (
+    <div class="grid">
+      <article>
+        <h2>Power</h2>
+        <p class={`power power-${server.power ?? 'unknown'}`} data-testid="power">{server.power ?? 'unknown'}</p>
+        <p>Energy today: <strong data-testid="energy-today">{server.energyToday.toFixed(3)} kWh</strong></p>
+        {server.isEmergencyStopped && <p class="error" role="alert">Emergency stop: new instances are refused until you recover.</p>}
+        <div class="row">
+          <button type="button" class="danger" disabled={busy} onClick={act('POST', '/emergency-stop')}>Emergency stop</button>
+          <button type="button" class="secondary" disabled={busy || !server.isEmergencyStopped} onClick={act('PUT', '/recover')}>Recover</button>
+        </div>
+      </article>
+      <article>
+        <h2>Instances</h2>
+        {instances.length === 0 ? <p>Nothing running.</p> : (
+          <table class="instances">
+            <thead><tr><th>Started</th><th>Elapsed</th><th>Energy</th><th /></tr></thead>
+            <tbody>
+              {instances.map(i => (
+                <tr key={i.id} data-instance={i.id}>
+                  <td>{new Date(i.startTimestamp).toLocaleTimeString()}</td>
+                  <td>{elapsed(i.startTimestamp, now)}</td>
+                  <td>{i.energyKwh === null ? '—' : `${i.energyKwh.toFixed(4)} kWh`}</td>
+                  <td><button type="button" disabled={busy} onClick={act('PUT', `/instance/${i.id}`)}>Stop</button></td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+        <form class="row" onSubmit={e => { e.preventDefault(); void act('POST', '/start-wait-stop', { duration: Number(duration) })() }}>
+          <label>Duration (s) <input name="duration" type="number" min={1} required value={duration} onInput={e => setDuration(e.currentTarget.value)} /></label>
+          <button type="submit" disabled={busy}>Start</button>
+        </form>
+        {message !== null && <p role="status">{message}</p>}
+      </article>
+    </div>
+  )
+}
