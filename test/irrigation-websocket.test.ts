@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import { connect as netConnect, type Socket } from 'node:net'
 import { randomBytes, randomUUID } from 'node:crypto'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import type { ManualClock } from '../src/clock.ts'
 import { localIso } from '../src/irrigation/views.ts'
@@ -13,8 +13,16 @@ import { committed } from './helpers/sockets.ts'
 // clients (and a raw TCP client that never reads), the service's ManualClock in the test's hands.
 
 const clockOf = (service: Service) => service.clock as ManualClock
-/** Each test waits on events: one that never comes fails its test in 30 s, not the whole file at tap's 120 s. */
-const BOUNDED = { timeout: 30_000 }
+/**
+ * A test of this file. Tests wait on events, so one that never comes fails its own test in 30 s
+ * rather than the whole file at tap's 120 s (tap honours t.setTimeout, not a later subtest's `timeout` option).
+ */
+function test (name: string, fn: (t: Test) => Promise<void>): void {
+  t.test(name, async t => {
+    t.setTimeout(30_000)
+    await fn(t)
+  })
+}
 
 let counter = 0
 
@@ -120,7 +128,7 @@ const tickTimers = (clock: ManualClock): number =>
 const state = (mode: string, since: number | null, to: number | null) =>
   ({ type: 'state', mode, since: since === null ? null : localIso(since), to: to === null ? null : localIso(to) })
 
-t.test('a zone channel: its state on connect, a clock every second, the state again only when it changes', BOUNDED, async t => {
+test('a zone channel: its state on connect, a clock every second, the state again only when it changes', async t => {
   const service = await startService(t)
   const clock = clockOf(service)
   const zone = await createZone(service)
@@ -200,7 +208,7 @@ t.test('a zone channel: its state on connect, a clock every second, the state ag
   t.strictSame(client.unread(), [], "the other zone's change does not reach the first zone's client")
 })
 
-t.test('a second client of a zone gets the current state on connect, and changes like the first', BOUNDED, async t => {
+test('a second client of a zone gets the current state on connect, and changes like the first', async t => {
   const service = await startService(t)
   const clock = clockOf(service)
   const zone = await createZone(service)
@@ -214,18 +222,20 @@ t.test('a second client of a zone gets the current state on connect, and changes
   await http(service, 'POST', `/api/v1/zones/${zone.zoneId}/stop`, { token: zone.token })
   for (const c of [first, second]) t.strictSame(await c.next(), state('wait_mode', null, null), 'both get the change')
 
-  // After every client left, a new one starts over: its state, then changes.
+  // After every client left, the zone changes unseen; a new client starts over from the state then.
   first.ws.close()
   second.ws.close()
   await Promise.all([once(first.ws, 'close'), once(second.ws, 'close')])
-  const third = await openWs(t, service, channelPath(zone))
-  t.strictSame(await third.next(), state('wait_mode', null, null))
-  const later = clock.now()
+  const unseen = clock.now()
   await http(service, 'POST', `/api/v1/zones/${zone.zoneId}/manual`, { token: zone.token })
-  t.strictSame(await third.next(), state('manual_mode', later, null), 'a change after everyone left and someone joined again is pushed')
+  const third = await openWs(t, service, channelPath(zone))
+  t.strictSame(await third.next(), state('manual_mode', unseen, null), 'the state at connect')
+  await http(service, 'POST', `/api/v1/zones/${zone.zoneId}/stop`, { token: zone.token })
+  t.strictSame(await third.next(), state('wait_mode', null, null),
+    'back to the state the earlier clients saw last: still a change for this one, so pushed')
 })
 
-t.test("the reference's /ws: the default zone's mode, timestamp, since and to every second", BOUNDED, async t => {
+test("the reference's /ws: the default zone's mode, timestamp, since and to every second", async t => {
   const service = await startService(t)
   const clock = clockOf(service)
   const zone = await createZone(service)
@@ -252,7 +262,7 @@ t.test("the reference's /ws: the default zone's mode, timestamp, since and to ev
   t.strictSame(client.unread(), [], 'one message per second')
 })
 
-t.test('WebSocket authentication and visibility', BOUNDED, async t => {
+test('WebSocket authentication and visibility', async t => {
   const service = await startService(t)
   const zone = await createZone(service)
   const stranger = await createZone(service)
@@ -268,7 +278,7 @@ t.test('WebSocket authentication and visibility', BOUNDED, async t => {
   t.strictSame(await own.next(), state('wait_mode', null, null), 'with ?access_token= it opens')
 })
 
-t.test('IRRIGATION_PUBLIC=true: the root /ws answers without a token; with no zone it is 404', BOUNDED, async t => {
+test('IRRIGATION_PUBLIC=true: the root /ws answers without a token; with no zone it is 404', async t => {
   const service = await startService(t, { env: { IRRIGATION_PUBLIC: 'true' } })
   const clock = clockOf(service)
   t.equal(await upgradeStatus(service, '/ws'), 404, 'no zone yet: 404')
@@ -280,7 +290,7 @@ t.test('IRRIGATION_PUBLIC=true: the root /ws answers without a token; with no zo
   t.equal(await upgradeStatus(service, channelPath(zone, null)), 401, 'the zone channels still need a token')
 })
 
-t.test('1000 clients share one clock timer, and it stops when the last one leaves', BOUNDED, async t => {
+test('1000 clients share one clock timer, and it stops when the last one leaves', async t => {
   const service = await startService(t)
   const clock = clockOf(service)
   const zone = await createZone(service)
@@ -368,7 +378,7 @@ async function stalledClient (t: Teardown, service: Service, path: string): Prom
   return socket
 }
 
-t.test('a client that stops reading is dropped, not buffered without bound', BOUNDED, async t => {
+test('a client that stops reading is dropped, not buffered without bound', async t => {
   const service = await startService(t)
   const clock = clockOf(service)
   const zone = await createZone(service)

@@ -13,6 +13,7 @@ export function zoneDeviceKind (zones: ZoneQueries): DeviceKind {
     kind: 'zone',
 
     interpretPublish (device, topic, payload) {
+      if (topic === valveTopic(device.id)) return refuse('reserved_topic', `only the service commands the valve; report to ${stateTopic(device.id)}`)
       if (topic !== stateTopic(device.id)) {
         return topic.startsWith('zones/')
           ? refuse('foreign_topic', `a valve controller publishes only to ${stateTopic(device.id)}`)
