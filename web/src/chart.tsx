@@ -28,6 +28,8 @@ export function Chart ({ title, series, data, plainX = false }: ChartProps) {
       width: Math.max(element.clientWidth, 280),
       height: 220,
       scales: { x: { time: !plainX } },
+      // Point numbers are whole: no 0.2, 0.4 … ticks between them.
+      ...(plainX ? { axes: [{ incrs: [1, 2, 5, 10, 20, 50, 100] }, {}] } : {}),
       series: [{}, ...series.map((label, i) => ({ label, stroke: COLOURS[i % COLOURS.length]!, width: 2 }))]
     }
     plot.current = new uPlot(options, data as uPlot.AlignedData, element)

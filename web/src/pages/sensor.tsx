@@ -11,6 +11,15 @@ interface Configuration { revision: number, configuration: unknown, acknowledged
 
 const MAX_POINTS = 500
 const seconds = (t: number) => new Date(t * 1000).toLocaleString()
+/**
+ * `list` and what of `incoming` it does not hold yet. A (re)subscription's snapshot repeats the
+ * latest batch, and a re-read may overlap the live updates: neither may count anything twice.
+ */
+function withNew<T extends { revision: number, creation_timestamp: number }> (list: T[], incoming: T[]): T[] {
+  const key = ({ revision, creation_timestamp, ...rest }: T) => `${creation_timestamp} ${revision} ${JSON.stringify(Object.values(rest))}`
+  const known = new Set(list.map(key))
+  return [...list, ...incoming.filter(item => !known.has(key(item)))]
+}
 
 /** A sensor: measurements charted live, the logs with paging, their aggregates, the configuration. */
 export function SensorView ({ device }: { device: Device }) {
@@ -26,19 +35,20 @@ export function SensorView ({ device }: { device: Device }) {
   const loadLogs = (query = '') => api<LogEntry[]>('GET', `/sensors/${id}/logs${query}`).then(setLogs)
   const loadAggregates = () => api<Aggregate[]>('GET', `/sensors/${id}/logs/aggregates`).then(setAggregates)
   const refresh = () => {
-    void api<Measurement[]>('GET', `/sensors/${id}/measurements`).then(setMeasurements)
+    void api<Measurement[]>('GET', `/sensors/${id}/measurements`).then(read => setMeasurements(list => withNew(list, read).slice(-MAX_POINTS)))
     if (newestLogs) void loadLogs()
     void loadAggregates()
   }
   useEffect(refresh, [device.id])
 
   useLive(`/api/v1/devices/${id}/ws`, {
-    // After a reconnect, re-read what may have been missed.
-    onOpen: send => { send({ type: 'subscribe', channels: ['measurements', 'logs', 'configuration'] }); refresh() },
+    onOpen: send => send({ type: 'subscribe', channels: ['measurements', 'logs', 'configuration'] }),
     onMessage: m => {
-      if (m.type === 'measurements' && m.position !== null) setMeasurements(list => [...list, ...m.data].slice(-MAX_POINTS))
+      // Once subscribed (so nothing falls between the two), re-read what a reconnect may have missed.
+      if (m.type === 'subscribed') refresh()
+      if (m.type === 'measurements' && m.position !== null) setMeasurements(list => withNew(list, m.data).slice(-MAX_POINTS))
       if (m.type === 'logs' && m.position !== null) {
-        if (newestLogs) setLogs(list => [...list, ...m.data].slice(-100))
+        if (newestLogs) setLogs(list => withNew(list, m.data).slice(-100))
         void loadAggregates()
       }
       if (m.type === 'configuration' && m.data !== null) {
