@@ -45,9 +45,9 @@ export function HostView ({ device }: { device: Device }) {
       {history !== null && (
         <article class="wide">
           <h2>History <small>{history.cpu.at(-1)?.time}</small></h2>
-          <Chart title="CPU %" plainX series={['cpu']} data={[index(history.cpu.length), history.cpu.map(p => p.value)]} />
-          <Chart title="Memory (MiB)" plainX series={['used', 'available']} data={[index(history.memory.length), history.memory.map(p => p.used), history.memory.map(p => p.available)]} />
-          <Chart title="Network (bytes)" plainX series={['download', 'upload']} data={[index(history.network.length), history.network.map(p => p.download), history.network.map(p => p.upload)]} />
+          <Chart title="CPU %" plainX labels={history.cpu.map(p => p.time)} series={['cpu']} data={[index(history.cpu.length), history.cpu.map(p => p.value)]} />
+          <Chart title="Memory (MiB)" plainX labels={history.memory.map(p => p.time)} series={['used', 'available']} data={[index(history.memory.length), history.memory.map(p => p.used), history.memory.map(p => p.available)]} />
+          <Chart title="Network (bytes)" plainX labels={history.network.map(p => p.time)} series={['download', 'upload']} data={[index(history.network.length), history.network.map(p => p.download), history.network.map(p => p.upload)]} />
         </article>
       )}
     </div>

@@ -19,6 +19,7 @@ export function SocketView ({ device }: { device: Device }) {
   const [duration, setDuration] = useState('60')
   const [busy, setBusy] = useState(false)
   const [message, setMessage] = useState<string | null>(null)
+  const [failed, setFailed] = useState(false)
   const [now, setNow] = useState(Date.now())
 
   const refresh = async () => {
@@ -39,9 +40,10 @@ export function SocketView ({ device }: { device: Device }) {
     setMessage(null)
     try {
       const result = await api(method, `${base}${path}`, body)
+      setFailed(false)
       if (typeof result?.message === 'string') setMessage(result.message)
       await refresh()
-    } catch (failure) { setMessage((failure as Error).message) } finally { setBusy(false) }
+    } catch (failure) { setFailed(true); setMessage((failure as Error).message) } finally { setBusy(false) }
   }
 
   if (server === null) return <p>Loading…</p>
@@ -78,7 +80,7 @@ export function SocketView ({ device }: { device: Device }) {
           <label>Duration (s) <input name="duration" type="number" min={1} required value={duration} onInput={e => setDuration(e.currentTarget.value)} /></label>
           <button type="submit" disabled={busy}>Start</button>
         </form>
-        {message !== null && <p role="status">{message}</p>}
+        {message !== null && <p role="status" class={failed ? 'error' : ''}>{message}</p>}
       </article>
     </div>
   )
