@@ -228,6 +228,16 @@ t.test('audit: the verified hash chain, newest first, filtered by type', async t
   })
   t.equal(await rows.count(), 2, 'only the two NetworkCreated events')
   await screenshot(page, 'audit-filtered')
+
+  // By device: the sensor's own stream only.
+  await page.getByLabel('Type').fill('')
+  await page.getByLabel('Device').selectOption({ label: 'cellar (sensor)' })
+  await page.getByRole('button', { name: 'Filter' }).click()
+  await page.waitForFunction(() => {
+    const cells = [...document.querySelectorAll('table.events tbody tr td:nth-child(3)')].map(td => td.textContent ?? '')
+    return cells.length > 0 && cells.every(stream => stream.startsWith('sensor-'))
+  })
+  t.ok((await rows.locator('td:nth-child(4)').allTextContents()).includes('SensorRegistered'), "the sensor's registration is in its stream")
   t.same(errors, [], 'no script error on the page')
 })
 

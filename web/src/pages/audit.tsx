@@ -13,6 +13,7 @@ export function AuditPage () {
   const [type, setType] = useState('')
   const [before, setBefore] = useState<number[]>([])
   const [verification, setVerification] = useState<Verification | null>(null)
+  const [devices, setDevices] = useState<Array<{ id: string, kind: string, name: string }>>([])
   const [error, setError] = useState<string | null>(null)
 
   const load = async (until?: number) => {
@@ -22,7 +23,11 @@ export function AuditPage () {
     if (type !== '') query.set('type', type)
     try { setEvents((await api<{ events: AuditEvent[] }>('GET', `/api/v1/events?${query}`)).events) } catch (e) { setError((e as Error).message) }
   }
-  useEffect(() => { void load(); api<Verification>('GET', '/api/v1/verify').then(setVerification, () => undefined) }, [])
+  useEffect(() => {
+    void load()
+    api<Verification>('GET', '/api/v1/verify').then(setVerification, () => undefined)
+    api<Array<{ id: string, kind: string, name: string }>>('GET', '/api/v1/devices').then(setDevices, () => undefined)
+  }, [])
 
   return (
     <section>
@@ -33,6 +38,14 @@ export function AuditPage () {
             : `Hash chain broken at position ${verification.position}: ${verification.reason}`}
       </p>
       <form class="row" onSubmit={e => { e.preventDefault(); setBefore([]); void load() }}>
+        {/* A device's stream is `<kind>-<id>`. */}
+        <label>Device
+          <select name="device" value={stream} onChange={e => setStream(e.currentTarget.value)}>
+            <option value="">all</option>
+            {devices.map(d => <option key={d.id} value={`${d.kind}-${d.id}`}>{d.name} ({d.kind})</option>)}
+            {stream !== '' && !devices.some(d => `${d.kind}-${d.id}` === stream) && <option value={stream}>{stream}</option>}
+          </select>
+        </label>
         <label>Stream <input name="stream" placeholder="sensor-<id>" value={stream} onInput={e => setStream(e.currentTarget.value)} /></label>
         <label>Type <input name="type" placeholder="MeasurementsRecorded" value={type} onInput={e => setType(e.currentTarget.value)} /></label>
         <button type="submit">Filter</button>
