@@ -1,3 +1,4 @@
+import type { z } from 'zod'
 import type { DomainEvent, devices } from '../../events/index.ts'
 import type { Transaction } from '../store/event-store.ts'
 
@@ -37,3 +38,24 @@ export class DeviceMessageRefused extends Error {
 }
 
 export const refuse = (reason: RejectionReason, detail: string): Interpretation => ({ refused: true, reason, detail })
+
+/** What a schema's first issues say, for a rejection's detail. */
+export const describeIssues = (error: z.ZodError): string =>
+  error.issues.slice(0, 3).map(issue => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ')
+
+/**
+ * A payload read as JSON and checked against its schema: the message, or the refusal that says
+ * why not (invalid_json, invalid_payload). `detail` replaces zod's words where the contract is short.
+ */
+export function readPayload<S extends z.ZodType> (payload: Buffer, schema: S, detail?: string):
+  { ok: true, message: z.infer<S> } | ({ ok: false, refused: true } & Refusal) {
+  let json: unknown
+  try {
+    json = JSON.parse(payload.toString('utf8'))
+  } catch (error) {
+    return { ok: false, refused: true, reason: 'invalid_json', detail: (error as Error).message }
+  }
+  const parsed = schema.safeParse(json)
+  if (!parsed.success) return { ok: false, refused: true, reason: 'invalid_payload', detail: detail ?? describeIssues(parsed.error) }
+  return { ok: true, message: parsed.data }
+}

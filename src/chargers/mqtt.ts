@@ -1,5 +1,5 @@
 import { StateOfChargeMessage } from '../../events/chargers.ts'
-import { refuse, type DeviceKind } from '../broker/device-kind.ts'
+import { readPayload, refuse, type DeviceKind } from '../broker/device-kind.ts'
 import type { Transaction } from '../store/event-store.ts'
 import { decideCharger } from './decider.ts'
 import type { ChargerQueries } from './projections.ts'
@@ -15,14 +15,9 @@ export function chargerDeviceKind (chargers: ChargerQueries, minIntervalMs: numb
         return refuse(topic.startsWith('chargers/') ? 'foreign_topic' : 'unknown_topic', `a charger publishes only to ${stateOfChargeTopic(device.id)}`)
       }
       if (chargers.charger(device.id) === undefined) return refuse('unknown_topic', 'this charger was removed')
-      let json: unknown
-      try {
-        json = JSON.parse(payload.toString('utf8'))
-      } catch (error) {
-        return refuse('invalid_json', (error as Error).message)
-      }
-      const message = StateOfChargeMessage.safeParse(json)
-      if (!message.success) return refuse('invalid_payload', 'expected {"soc": 0..100}')
+      const read = readPayload(payload, StateOfChargeMessage, 'expected {"soc": 0..100}')
+      if (!read.ok) return read
+      const soc = read.message.soc
       return {
         refused: false,
         streamId: device.streamId,
@@ -30,7 +25,7 @@ export function chargerDeviceKind (chargers: ChargerQueries, minIntervalMs: numb
           const charger = chargers.charger(device.id)
           if (charger === undefined) return []
           return decideCharger({
-            type: 'ReportStateOfCharge', soc: message.data.soc, via: 'mqtt', at: tx.now, min_interval_ms: minIntervalMs, client_id: device.clientId, topic
+            type: 'ReportStateOfCharge', soc, via: 'mqtt', at: tx.now, min_interval_ms: minIntervalMs, client_id: device.clientId, topic
           }, charger.state)
         }
       }

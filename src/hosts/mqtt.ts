@@ -1,6 +1,6 @@
 import type { z } from 'zod'
 import { MetricsMessage, NetworkInterfacesMessage, ProcessesMessage, SystemInfoMessage } from '../../events/hosts.ts'
-import { refuse, type DeviceKind } from '../broker/device-kind.ts'
+import { readPayload, refuse, type DeviceKind } from '../broker/device-kind.ts'
 import { decideHost, type HostCommand } from './decider.ts'
 
 /** The four topics of a host agent, `devices/<id>/<channel>`, each with its schema and command. */
@@ -10,8 +10,6 @@ const channels = {
   'network-interfaces': { schema: NetworkInterfacesMessage, command: (m: z.infer<typeof NetworkInterfacesMessage>): HostCommand => ({ type: 'ReportNetworkInterfaces', ...m }) },
   metrics: { schema: MetricsMessage, command: (m: z.infer<typeof MetricsMessage>): HostCommand => ({ type: 'ReportMetrics', ...m }) }
 } as const
-
-const describe = (error: z.ZodError) => error.issues.slice(0, 3).map(i => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')
 
 /** A host agent publishes its own `devices/<id>/...` and subscribes to nothing. */
 export function hostDeviceKind (): DeviceKind {
@@ -24,15 +22,9 @@ export function hostDeviceKind (): DeviceKind {
         : undefined
       if (channel === undefined) return refuse('unknown_topic', 'a host publishes to devices/<own id>/system-info, processes, network-interfaces or metrics')
       if (id !== device.id) return refuse('foreign_topic', `${topic} belongs to another device`)
-      let json: unknown
-      try {
-        json = JSON.parse(payload.toString('utf8'))
-      } catch (error) {
-        return refuse('invalid_json', (error as Error).message)
-      }
-      const parsed = channel.schema.safeParse(json)
-      if (!parsed.success) return refuse('invalid_payload', describe(parsed.error))
-      const command = channel.command(parsed.data as never)
+      const read = readPayload(payload, channel.schema)
+      if (!read.ok) return read
+      const command = channel.command(read.message as never)
       return { refused: false, streamId: device.streamId, decide: () => decideHost(device.id, command) }
     },
     refuseSubscription () {

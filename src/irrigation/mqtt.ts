@@ -1,5 +1,5 @@
 import { ValveStateMessage } from '../../events/irrigation.ts'
-import { refuse, type DeviceKind } from '../broker/device-kind.ts'
+import { readPayload, refuse, type DeviceKind } from '../broker/device-kind.ts'
 import { decideZone } from './decider.ts'
 import type { ZoneQueries } from './projections.ts'
 
@@ -19,20 +19,15 @@ export function zoneDeviceKind (zones: ZoneQueries): DeviceKind {
           ? refuse('foreign_topic', `a valve controller publishes only to ${stateTopic(device.id)}`)
           : refuse('unknown_topic', `a valve controller publishes only to ${stateTopic(device.id)}`)
       }
-      let json: unknown
-      try {
-        json = JSON.parse(payload.toString('utf8'))
-      } catch (error) {
-        return refuse('invalid_json', (error as Error).message)
-      }
-      const message = ValveStateMessage.safeParse(json)
-      if (!message.success) return refuse('invalid_payload', 'expected {"open": true|false}')
+      const read = readPayload(payload, ValveStateMessage, 'expected {"open": true|false}')
+      if (!read.ok) return read
+      const open = read.message.open
       return {
         refused: false,
         streamId: device.streamId,
         decide: () => {
           const zone = zones.zone(device.id)
-          return zone === undefined ? [] : decideZone({ type: 'ReportValve', open: message.data.open }, zone.state)
+          return zone === undefined ? [] : decideZone({ type: 'ReportValve', open }, zone.state)
         }
       }
     },

@@ -1,6 +1,6 @@
 import type { z } from 'zod'
 import { HeartbeatsMessage, LogMessagesMessage, MeasurementsMessage } from '../../events/sensors.ts'
-import { refuse, type DeviceKind } from '../broker/device-kind.ts'
+import { readPayload, refuse, type DeviceKind } from '../broker/device-kind.ts'
 import { decideSensor, initialSensorState, type SensorCommand } from './decider.ts'
 import type { SensorQueries } from './projections.ts'
 
@@ -22,10 +22,6 @@ const channels = {
 
 export const configurationTopic = (sensorId: string): string => `configurations/${sensorId}`
 
-function describe (error: z.ZodError): string {
-  return error.issues.slice(0, 3).map(issue => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ')
-}
-
 /** How the broker treats a sensor: what it may publish and subscribe to, and what its messages mean. */
 export function sensorDeviceKind (sensors: SensorQueries): DeviceKind {
   return {
@@ -42,15 +38,9 @@ export function sensorDeviceKind (sensors: SensorQueries): DeviceKind {
           ? refuse('unknown_sensor', `no sensor ${sensorId}`)
           : refuse('foreign_topic', `${topic} belongs to another sensor`)
       }
-      let json: unknown
-      try {
-        json = JSON.parse(payload.toString('utf8'))
-      } catch (error) {
-        return refuse('invalid_json', (error as Error).message)
-      }
-      const parsed = channel.schema.safeParse(json)
-      if (!parsed.success) return refuse('invalid_payload', describe(parsed.error))
-      const command = channel.command(device.id, parsed.data as never)
+      const read = readPayload(payload, channel.schema)
+      if (!read.ok) return read
+      const command = channel.command(device.id, read.message as never)
       return {
         refused: false,
         streamId: device.streamId,
