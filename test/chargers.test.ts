@@ -6,6 +6,7 @@ import type { RecordedEvent } from '../src/store/recorded-event.ts'
 import { cleanEnv, root } from './helpers/process.ts'
 import { connectMqtt, createSensor, http, publish, startService, type Service, type Teardown } from './helpers/service.ts'
 import { committed } from './helpers/sockets.ts'
+import { track, type TrackedSocket } from './helpers/websocket.ts'
 
 // Wallbox chargers and their widgets end to end: real HTTP, real `ws` WebSockets on an ephemeral
 // port, a real mqtt.js client on the embedded broker, and the service's ManualClock in the
@@ -42,48 +43,13 @@ async function registerPair (service: Service, owner: Owner, chargerId: string, 
   return created.body
 }
 
-/** A `ws` client and everything it got: messages in order (read with next()), and how it closed. */
-interface Client {
-  ws: WebSocket
-  messages: any[]
-  /** The next message not read yet (waits for it; fails if the socket closes first). */
-  next(): Promise<any>
-  unread(): any[]
-  /** Resolves with the close code and reason (the 'close' event). */
-  closed: Promise<{ code: number, reason: string }>
-}
+type Client = TrackedSocket
 
 function openClient (t: Teardown, service: Service, path: string): Client {
   const ws = new WebSocket(wsUrl(service, path))
-  const messages: any[] = []
-  let read = 0
-  let wake: (() => void) | undefined
-  ws.on('message', data => {
-    messages.push(JSON.parse(String(data)))
-    wake?.()
-  })
   ws.on('error', () => undefined)
-  const closed = new Promise<{ code: number, reason: string }>(resolve => {
-    ws.once('close', (code, reason) => {
-      resolve({ code, reason: reason.toString() })
-      wake?.()
-    })
-  })
   t.teardown(() => { if (ws.readyState !== ws.CLOSED) ws.terminate() })
-  return {
-    ws,
-    messages,
-    closed,
-    async next () {
-      while (read >= messages.length) {
-        if (ws.readyState === ws.CLOSED) throw new Error('the socket closed while a message was awaited')
-        await new Promise<void>(resolve => { wake = resolve })
-        wake = undefined
-      }
-      return messages[read++]
-    },
-    unread: () => messages.slice(read)
-  }
+  return track(ws)
 }
 
 /** Resolves once the socket is open; fails if it is closed or refused first. */

@@ -1,6 +1,6 @@
 import { once } from 'node:events'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { connect as netConnect, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import type { MqttClient } from 'mqtt'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
@@ -9,6 +9,7 @@ import { HISTORY_POINTS } from '../src/devices/live-channels.ts'
 import { MAX_BUFFERED_BYTES } from '../src/live/websocket.ts'
 import type { RecordedEvent } from '../src/store/recorded-event.ts'
 import { connectMqtt, connectSensor, createSensor, http, publish, startService, type Service, type Teardown } from './helpers/service.ts'
+import { track, upgradeByHand, type TrackedSocket } from './helpers/websocket.ts'
 import { committed } from './helpers/sockets.ts'
 
 // The per-device live channels end to end: real HTTP upgrades on an ephemeral port, real `ws`
@@ -46,37 +47,7 @@ const wsUrl = (service: Service, path: string) => service.url.replace(/^http/, '
 const channelPath = (deviceId: string, token: string | null) =>
   `/api/v1/devices/${deviceId}/ws${token === null ? '' : `?access_token=${encodeURIComponent(token)}`}`
 
-/** A connected `ws` client and every message it got, read in order with next(). */
-interface Client {
-  ws: WebSocket
-  messages: any[]
-  next(): Promise<any>
-  send(message: unknown): void
-}
-
-function track (ws: WebSocket): Client {
-  const messages: any[] = []
-  let read = 0
-  let wake: (() => void) | undefined
-  ws.on('message', data => {
-    messages.push(JSON.parse(String(data)))
-    wake?.()
-  })
-  ws.on('close', () => wake?.())
-  return {
-    ws,
-    messages,
-    async next () {
-      while (read >= messages.length) {
-        if (ws.readyState === ws.CLOSED) throw new Error('the socket closed while a message was awaited')
-        await new Promise<void>(resolve => { wake = resolve })
-        wake = undefined
-      }
-      return messages[read++]
-    },
-    send: message => ws.send(typeof message === 'string' ? message : JSON.stringify(message))
-  }
-}
+type Client = TrackedSocket
 
 class RefusedUpgrade extends Error {
   constructor (readonly status: number) { super(`upgrade refused: ${status}`) }
@@ -618,19 +589,7 @@ function clientFrame (text: string): Buffer {
  * arrived, then never reads again.
  */
 async function stalledClient (t: Teardown, service: Service, path: string, channels: string[]): Promise<Socket> {
-  const { port } = new URL(service.url)
-  const socket = netConnect(Number(port), '127.0.0.1')
-  t.teardown(() => { socket.destroy() })
-  await once(socket, 'connect')
-  socket.write([
-    `GET ${path} HTTP/1.1`,
-    `Host: 127.0.0.1:${port}`,
-    'Upgrade: websocket',
-    'Connection: Upgrade',
-    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
-    'Sec-WebSocket-Version: 13',
-    '', ''
-  ].join('\r\n'))
+  const socket = await upgradeByHand(t, service.url, path)
   let received = Buffer.alloc(0)
   const readUntil = async (marker: string) => {
     while (!received.includes(marker)) {

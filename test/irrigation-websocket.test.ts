@@ -1,6 +1,6 @@
 import { once } from 'node:events'
-import { connect as netConnect, type Socket } from 'node:net'
-import { randomBytes, randomUUID } from 'node:crypto'
+import type { Socket } from 'node:net'
+import { randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import type { ManualClock } from '../src/clock.ts'
@@ -8,6 +8,7 @@ import { localIso } from '../src/irrigation/views.ts'
 import { MAX_BUFFERED_BYTES } from '../src/live/websocket.ts'
 import { connectMqtt, http, publish, startService, type Service, type Teardown } from './helpers/service.ts'
 import { committed } from './helpers/sockets.ts'
+import { track, upgradeByHand, type TrackedSocket } from './helpers/websocket.ts'
 
 // The zones' WebSocket channels end to end: real HTTP upgrades on an ephemeral port, real `ws`
 // clients (and a raw TCP client that never reads), the service's ManualClock in the test's hands.
@@ -57,38 +58,8 @@ const channelPath = (zone: ZoneFixture, token: string | null = zone.token) =>
   `/api/v1/zones/${zone.zoneId}/ws${token === null ? '' : `?access_token=${encodeURIComponent(token)}`}`
 
 /** A connected `ws` client and every message it got, read in order with next(). */
-interface Client {
-  ws: WebSocket
-  messages: any[]
-  /** The next message not read yet (waits for it). */
-  next(): Promise<any>
-  /** Messages received but not read with next() yet. */
-  unread(): any[]
-}
+type Client = TrackedSocket
 
-function track (ws: WebSocket): Client {
-  const messages: any[] = []
-  let read = 0
-  let wake: (() => void) | undefined
-  ws.on('message', data => {
-    messages.push(JSON.parse(String(data)))
-    wake?.()
-  })
-  ws.on('close', () => wake?.())
-  return {
-    ws,
-    messages,
-    async next () {
-      while (read >= messages.length) {
-        if (ws.readyState === ws.CLOSED) throw new Error('the socket closed while a message was awaited')
-        await new Promise<void>(resolve => { wake = resolve })
-        wake = undefined
-      }
-      return messages[read++]
-    },
-    unread: () => messages.slice(read)
-  }
-}
 
 /** Opens a WebSocket and resolves once it is open (rejects with the HTTP status of a refused upgrade). */
 async function openWs (t: Teardown, service: Service, path: string): Promise<Client> {
@@ -353,19 +324,7 @@ test('1000 clients share one clock timer, and it stops when the last one leaves'
 
 /** A WebSocket client that does the upgrade by hand, then never reads again. */
 async function stalledClient (t: Teardown, service: Service, path: string): Promise<Socket> {
-  const { port } = new URL(service.url)
-  const socket = netConnect(Number(port), '127.0.0.1')
-  t.teardown(() => { socket.destroy() })
-  await once(socket, 'connect')
-  socket.write([
-    `GET ${path} HTTP/1.1`,
-    `Host: 127.0.0.1:${port}`,
-    'Upgrade: websocket',
-    'Connection: Upgrade',
-    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
-    'Sec-WebSocket-Version: 13',
-    '', ''
-  ].join('\r\n'))
+  const socket = await upgradeByHand(t, service.url, path)
   // Read up to the end of the 101 response (and maybe the first frame), then stop reading.
   let head = Buffer.alloc(0)
   while (!head.includes('\r\n\r\n')) {
