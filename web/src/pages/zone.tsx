@@ -56,7 +56,7 @@ export function ZoneView ({ device }: { device: Device }) {
         <h2>History</h2>
         {history.length === 0 ? <p>Nothing yet.</p> : (
           <table class="history">
-            <thead><tr><th>Mode</th><th>Since</th><th>Ended</th><th>Planned end</th></tr></thead>
+            <thead><tr><th>Mode</th><th>Since</th><th>Ended</th><th>Timer end</th></tr></thead>
             <tbody>{history.map(h => <tr key={h.timestamp + h.since}><td>{MODE_NAMES[h.mode]}</td><td>{clockText(h.since)}</td><td>{clockText(h.timestamp)}</td><td>{clockText(h.to)}</td></tr>)}</tbody>
           </table>
         )}
