@@ -8,7 +8,7 @@ import { openDatabase } from '../src/store/database.ts'
 import { EventStore } from '../src/store/event-store.ts'
 import type { Projection } from '../src/store/projection.ts'
 import type { RecordedEvent } from '../src/store/recorded-event.ts'
-import { verifyChain } from '../src/store/verify.ts'
+import { verifyChain, verifyChainInSteps } from '../src/store/verify.ts'
 import { tempDir } from './helpers/service.ts'
 
 const metadata = { actor: 'system', correlation_id: 'test' }
@@ -117,6 +117,30 @@ t.test('verify finds the first edited or removed row', async t => {
   t.match(verifyChain(db), { ok: false, position: 3 })
   db.prepare('DELETE FROM events WHERE position = 2').run()
   t.match(verifyChain(db), { ok: false, position: 2, reason: /missing/ })
+})
+
+t.test("verify walks a long log in steps, and the service's walk yields between them", async t => {
+  const path = join(tempDir(t), 'log.db')
+  const store = openStore(t, path)
+  // 12,000 events: more than two steps of 5,000.
+  for (let i = 0; i < 12; i++) await store.append('network-a', Array.from({ length: 1000 }, (_, j) => network(`n${i}-${j}`)), { metadata })
+  const progress: number[] = []
+  const walked = verifyChain(store.db, position => progress.push(position))
+  t.match(walked, { ok: true, count: 12_000 })
+  t.same(progress, [5000, 10_000], 'progress after each full step')
+  const walking = verifyChainInSteps(store.db)
+  let otherWorkRan = false
+  setImmediate(() => { otherWorkRan = true })
+  const stepped = await walking
+  t.ok(otherWorkRan, 'other work ran while the service walked the chain')
+  t.same(stepped, walked, 'the same result in steps')
+  store.close()
+
+  const db = new Database(path)
+  t.teardown(() => db.close())
+  db.exec('DROP TRIGGER events_are_append_only_update')
+  db.prepare("UPDATE events SET data = replace(data, 'n10-500', 'forged') WHERE position = 10501").run()
+  t.match(await verifyChainInSteps(db), { ok: false, position: 10_501 }, 'an edit in the third step is found')
 })
 
 t.test('a reopened log continues the chain; a changed projection is rebuilt from the log', async t => {

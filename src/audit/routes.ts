@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { Detail } from '../http/schemas.ts'
-import { verifyChain } from '../store/verify.ts'
+import { verifyChainInSteps } from '../store/verify.ts'
 import { auditQueries } from './stream-access.ts'
 
 const AuditEvent = z.object({
@@ -42,7 +42,7 @@ const auditRoutes: FastifyPluginAsyncZod = async function (app) {
         401: Detail
       }
     }
-  }, async () => verifyChain(app.store.db))
+  }, async () => verifyChainInSteps(app.store.db))
 }
 
 export default auditRoutes
