@@ -6,7 +6,8 @@ import type { RecordedEvent } from '../src/store/recorded-event.ts'
 import { cleanEnv, root } from './helpers/process.ts'
 import { connectMqtt, createSensor, http, publish, startService, type Service, type Teardown } from './helpers/service.ts'
 import { committed } from './helpers/sockets.ts'
-import { track, type TrackedSocket } from './helpers/websocket.ts'
+import { track, upgradeByHand, type TrackedSocket } from './helpers/websocket.ts'
+import { HEARTBEAT_MS } from '../src/chargers/websockets.ts'
 
 // Wallbox chargers and their widgets end to end: real HTTP, real `ws` WebSockets on an ephemeral
 // port, a real mqtt.js client on the embedded broker, and the service's ManualClock in the
@@ -633,4 +634,37 @@ t.test("a charger id cannot take another device's identifier, and removing a pai
   await new Promise(resolve => fresh.ws.once('open', resolve))
   fresh.ws.send(Buffer.from(reading(100)), { binary: true })
   t.same(await widget.next(), status('charged'), 'a reading sent as a binary frame is read as JSON too')
+})
+
+t.test('a charger that stops answering pings is cut off and recorded as disconnected; one that answers stays', async t => {
+  const service = await startService(t)
+  const clock = clockOf(service)
+  const owner = await createOwner(service)
+  const pair = await registerPair(service, owner, 'c-heart', 'w-heart')
+  const healthy = await registerPair(service, owner, 'c-alive', 'w-alive')
+
+  const alive = openClient(t, service, `/chargers/c-alive?token=${healthy.token}`)
+  const aliveConnected = committed(service, e => e.stream_id === streamOf('c-alive') && e.type === 'DeviceConnected')
+  await new Promise(resolve => alive.ws.once('open', resolve))
+  await aliveConnected
+
+  // A charger that vanished: its TCP connection is open, but nothing answers (no pong, ever).
+  const connected = committed(service, e => e.stream_id === streamOf('c-heart') && e.type === 'DeviceConnected')
+  const silent = await upgradeByHand(t, service.url, `/chargers/c-heart?token=${pair.token}`)
+  silent.on('data', () => undefined)
+  await connected
+
+  const pinged = new Promise(resolve => alive.ws.once('ping', resolve))
+  clock.advance(HEARTBEAT_MS)
+  await pinged
+  // The reply comes back after the pong the client sent on its own, in order on one connection.
+  alive.ws.send('not json')
+  t.equal((await alive.next()).event, 'error', 'the healthy charger answered in time')
+
+  const cutOff = committed(service, e => e.stream_id === streamOf('c-heart') && e.type === 'DeviceDisconnected')
+  clock.advance(HEARTBEAT_MS)
+  t.match((await cutOff).data, { reason: 'keepalive_timeout', detail: /no answer to a ping/ }, 'the silent charger is recorded as timed out')
+  t.equal((await http(service, 'GET', '/api/v1/devices/c-heart', { token: owner.token })).body.online, false)
+  t.equal(alive.ws.readyState, alive.ws.OPEN, 'the healthy one is still connected')
+  t.equal((await http(service, 'GET', '/api/v1/devices/c-alive', { token: owner.token })).body.online, true)
 })

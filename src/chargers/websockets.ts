@@ -12,6 +12,12 @@ import type { ChargerQueries, ChargerRow } from './projections.ts'
 /** Close codes: the reference's clients see why they were turned away. */
 export const CLOSE_BAD_TOKEN = 4401
 export const CLOSE_UNKNOWN = 4404
+/**
+ * Every this often each charger and widget socket is pinged; one that did not answer the last
+ * ping is cut off, so a charger that vanished without a close is recorded as disconnected
+ * (the heartbeat the reference listed as missing).
+ */
+export const HEARTBEAT_MS = 30_000
 
 export interface ChargerSocketsOptions {
   chargers: ChargerQueries
@@ -45,12 +51,25 @@ const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async funct
     return true
   }
 
+  const answered = new WeakMap<WebSocket, boolean>()
+  const timedOut = new WeakSet<WebSocket>()
   const track = (map: Map<string, Set<WebSocket>>, key: string, socket: WebSocket) => {
     const set = map.get(key) ?? new Set()
     map.set(key, set)
     set.add(socket)
+    answered.set(socket, true)
+    socket.on('pong', () => answered.set(socket, true))
     socket.on('close', () => { set.delete(socket); if (set.size === 0) map.delete(key) })
   }
+  const heartbeat = app.clock.setInterval(() => {
+    for (const set of [...connections.values(), ...widgets.values()]) {
+      for (const socket of set) {
+        if (answered.get(socket) === false) { timedOut.add(socket); socket.terminate(); continue }
+        answered.set(socket, false)
+        socket.ping()
+      }
+    }
+  }, HEARTBEAT_MS)
 
   const unsubscribe = app.store.subscribe(events => {
     for (const event of events) {
@@ -66,6 +85,7 @@ const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async funct
     }
   })
   app.addHook('preClose', async () => {
+    heartbeat.cancel()
     unsubscribe()
     for (const set of [...widgets.values(), ...connections.values()]) for (const socket of set) socket.close(1001, 'service stopping')
   })
@@ -82,7 +102,10 @@ const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async funct
     track(connections, chargerId, socket)
     app.store.append(streamId, [{ type: 'DeviceConnected', data: { client_id: clientId } }], { metadata: metadata() }).catch(failed)
     socket.on('close', () => {
-      app.store.append(streamId, [{ type: 'DeviceDisconnected', data: { client_id: clientId, reason: 'closed', detail: 'the WebSocket closed' } }], { metadata: metadata() })
+      const ended = timedOut.has(socket)
+        ? { reason: 'keepalive_timeout' as const, detail: `no answer to a ping within ${HEARTBEAT_MS / 1000} s` }
+        : { reason: 'closed' as const, detail: 'the WebSocket closed' }
+      app.store.append(streamId, [{ type: 'DeviceDisconnected', data: { client_id: clientId, ...ended } }], { metadata: metadata() })
         .catch(failed)
     })
 
