@@ -494,7 +494,16 @@ t.test('the status channel follows the device connecting and disconnecting', asy
   const measured = nextEvent(service, stream, 'MeasurementsRecorded')
   await publish(client, `measurements/${sensor.sensorId}`, { measurements: [{ revision: 0, timestamp: T0, value: { t: 1 } }] })
   await measured
-  t.strictSame(await drain(dashboard), [], 'a measurement pushes nothing on status')
+  t.strictSame(await drain(dashboard), [], 'a measurement within 10 s of the last push pushes nothing on status')
+
+  // Once 10 s have passed, a report pushes the new last_seen (throttled, not silenced).
+  clock.advance(5_000)
+  const seenAt = iso(service)
+  const measuredLater = nextEvent(service, stream, 'MeasurementsRecorded')
+  await publish(client, `measurements/${sensor.sensorId}`, { measurements: [{ revision: 0, timestamp: T0 + 1, value: { t: 2 } }] })
+  const later = await measuredLater
+  t.strictSame(await drain(dashboard), [{ type: 'status', data: { online: true, last_seen: seenAt, connected_since: connectedAt }, position: later.position }],
+    'a report 10 s after the last push moves last_seen on status')
 
   clock.advance(5_000)
   const disconnectedAt = iso(service)

@@ -4,7 +4,7 @@ import type { HostQueries } from '../hosts/projections.ts'
 import type { SensorQueries } from '../sensors/projections.ts'
 import type { RecordedEvent } from '../store/recorded-event.ts'
 import type { DeviceQueries } from './projections.ts'
-import type { RegisteredDevice, RegistryQueries } from './registry.ts'
+import { SEEN_TYPES, type RegisteredDevice, type RegistryQueries } from './registry.ts'
 
 export interface ChannelContext {
   registry: RegistryQueries
@@ -23,6 +23,8 @@ export interface LiveChannel {
   view(event: RecordedEvent, device: RegisteredDevice, context: ChannelContext): unknown
   /** When no event of the channel exists yet. */
   empty?(device: RegisteredDevice, context: ChannelContext): unknown
+  /** At most one update per device this often, except for the listed types (always pushed). */
+  throttle?: { ms: number, except: readonly EventType[] }
 }
 
 /** The dashboard's charts: the last 30 points. */
@@ -37,7 +39,15 @@ function status (device: RegisteredDevice, { registry, devices }: ChannelContext
 }
 
 export const liveChannels: readonly LiveChannel[] = [
-  { name: 'status', types: ['DeviceConnected', 'DeviceDisconnected'], view: (_e, device, context) => status(device, context), empty: status },
+  {
+    // Connects and disconnects are pushed at once; the device's reports move last_seen, and
+    // are pushed at most every 10 s (a sensor reporting 10 times a second is not 10 pushes).
+    name: 'status',
+    types: SEEN_TYPES,
+    view: (_e, device, context) => status(device, context),
+    empty: status,
+    throttle: { ms: 10_000, except: ['DeviceConnected', 'DeviceDisconnected'] }
+  },
   {
     name: 'measurements',
     types: ['MeasurementsRecorded'],

@@ -26,6 +26,8 @@ interface Client {
  */
 export function createDeviceLive (store: EventStore, clock: Clock, context: ChannelContext) {
   const byStream = new Map<string, Set<Client>>()
+  /** When each throttled channel of each watched stream last pushed. */
+  const lastPush = new Map<string, number>()
   const send = (client: Client, message: unknown) => sendBounded(client.socket, JSON.stringify(message))
 
   function snapshot (client: Client, channel: LiveChannel) {
@@ -41,6 +43,11 @@ export function createDeviceLive (store: EventStore, clock: Clock, context: Chan
       const audience = byStream.get(event.stream_id)
       if (audience === undefined) continue
       for (const channel of [...(channelsByType.get(event.type) ?? []), everyEvent]) {
+        if (channel.throttle !== undefined && !channel.throttle.except.includes(event.type)) {
+          const key = `${event.stream_id}:${channel.name}`
+          if (clock.now() - (lastPush.get(key) ?? -Infinity) < channel.throttle.ms) continue
+        }
+        if (channel.throttle !== undefined) lastPush.set(`${event.stream_id}:${channel.name}`, clock.now())
         let text: string | undefined
         for (const client of audience) {
           if (!client.channels.has(channel.name)) continue
@@ -86,7 +93,10 @@ export function createDeviceLive (store: EventStore, clock: Clock, context: Chan
       socket.on('message', (raw, isBinary) => onMessage(client, isBinary ? '' : raw.toString()))
       socket.on('close', () => {
         audience.delete(client)
-        if (audience.size === 0) byStream.delete(device.stream_id)
+        if (audience.size === 0) {
+          byStream.delete(device.stream_id)
+          for (const key of lastPush.keys()) if (key.startsWith(`${device.stream_id}:`)) lastPush.delete(key)
+        }
       })
       send(client, { type: 'connected', data: { deviceUuid: device.device_id, timestamp: new Date(clock.now()).toISOString() } })
     },

@@ -51,7 +51,7 @@ export const deviceRegistryProjection: Projection = {
  * What a device itself caused (its reports, its refused messages, its connections) marks it as
  * seen; the live channels' snapshots are the latest event of each channel.
  */
-const SEEN: readonly EventType[] = ['DeviceConnected', 'DeviceDisconnected', 'MeasurementsRecorded', 'LogMessagesRecorded',
+export const SEEN_TYPES: readonly EventType[] = ['DeviceConnected', 'DeviceDisconnected', 'MeasurementsRecorded', 'LogMessagesRecorded',
   'HeartbeatsReceived', 'MessageRejected', 'SubscriptionRefused', 'PowerReported', 'EnergyReported', 'SocketStatusReported',
   'SocketInfoReported', 'SocketAvailabilityReported', 'SocketMessageReceived', 'ValveStateReported', 'StateOfChargeReported',
   'SystemInfoReported', 'ProcessesReported', 'NetworkInterfacesReported', 'MetricsReported']
@@ -60,7 +60,7 @@ const SEEN: readonly EventType[] = ['DeviceConnected', 'DeviceDisconnected', 'Me
 export const deviceActivityProjection: Projection = {
   name: 'device_activity',
   version: 1,
-  handles: [...SEEN, 'SensorRegistered', 'SensorConfigurationRevised', 'ConfigurationAcknowledged', 'ChargingStatusChanged'],
+  handles: [...SEEN_TYPES, 'SensorRegistered', 'SensorConfigurationRevised', 'ConfigurationAcknowledged', 'ChargingStatusChanged'],
   tables: ['device_activity'],
   ddl: `CREATE TABLE IF NOT EXISTS device_activity (
       stream_id TEXT NOT NULL, type TEXT NOT NULL, position INTEGER NOT NULL, recorded_at TEXT NOT NULL, seen INTEGER NOT NULL,
@@ -69,7 +69,7 @@ export const deviceActivityProjection: Projection = {
   prepare (db) {
     const upsert = db.prepare(`INSERT INTO device_activity (stream_id, type, position, recorded_at, seen) VALUES (?, ?, ?, ?, ?)
       ON CONFLICT (stream_id, type) DO UPDATE SET position = excluded.position, recorded_at = excluded.recorded_at`)
-    const seen = new Set<string>(SEEN)
+    const seen = new Set<string>(SEEN_TYPES)
     return (event: RecordedEvent) => {
       upsert.run(event.stream_id, event.type, event.position, event.recorded_at, seen.has(event.type) ? 1 : 0)
     }
