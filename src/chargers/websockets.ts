@@ -6,7 +6,7 @@ import { ChargerSocketMessage } from '../../events/chargers.ts'
 import type { Metadata } from '../../events/index.ts'
 import { sha256 } from '../accounts/secrets.ts'
 import { sendBounded } from '../live/websocket.ts'
-import { decideCharger } from './decider.ts'
+import { decideCharger, type ChargerEvent } from './decider.ts'
 import type { ChargerQueries, ChargerRow } from './projections.ts'
 
 /** Close codes: the reference's clients see why they were turned away. */
@@ -129,10 +129,12 @@ const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async funct
       if (!message.success) return reject('invalid_payload', 'expected {"event": "StateOfCharge", "data": {"soc": 0..100}}', text)
       app.store.transact(tx => {
         const charger = chargers.charger(chargerId)
-        if (charger === undefined) return []
-        const events = decideCharger({
-          type: 'ReportStateOfCharge', soc: message.data.data.soc, via: 'websocket', at: tx.now, min_interval_ms: minIntervalMs, client_id: clientId, topic
-        }, charger.state)
+        // Removed while this reading was on its way: refused and recorded, like any other.
+        const events: ChargerEvent[] = charger === undefined
+          ? [{ type: 'MessageRejected', data: { topic, client_id: clientId, username: chargerId, reason: 'unknown_topic', detail: 'this charger was removed', payload_excerpt: excerpt(text), payload_bytes: Buffer.byteLength(text) } }]
+          : decideCharger({
+            type: 'ReportStateOfCharge', soc: message.data.data.soc, via: 'websocket', at: tx.now, min_interval_ms: minIntervalMs, client_id: clientId, topic
+          }, charger.state)
         tx.append(streamId, events, { metadata: metadata() })
         return events
       }).then(events => {
