@@ -5,11 +5,13 @@ import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import mqttPacket, { type Packet } from 'mqtt-packet'
 import t from 'tap'
+import WebSocket from 'ws'
 import type { ManualClock } from '../src/clock.ts'
 import type { RecordedEvent } from '../src/store/recorded-event.ts'
 import { spawnServer } from './helpers/process.ts'
 import { connectMqtt, connectSensor, createSensor, http, publish, startService, tempDir, type Service, type Teardown } from './helpers/service.ts'
 import { committed, createSocket } from './helpers/sockets.ts'
+import { track } from './helpers/websocket.ts'
 import { createZone } from './helpers/zones.ts'
 
 // Presence for every kind of device, end to end: real MQTT connections whose connect, DISCONNECT,
@@ -398,4 +400,44 @@ t.test('a stop with devices connected: graceful records their end, an unclean on
     const again = await startService(t, { dir })
     t.equal(again.app.store.read({ stream, type: 'DeviceDisconnected' }).length, 1, 'a second start records nothing more')
   }
+})
+
+t.test("a network's presence feed: every device at connect, then each change, on one WebSocket", async t => {
+  const service = await startService(t)
+  const clock = clockOf(service)
+  const sensor = await createSensor(service)
+  const other = await createSensor(service, { token: sensor.token, networkId: sensor.networkId })
+  const foreign = await createSensor(service)
+  const url = (networkId: string, token?: string) =>
+    `${service.url.replace(/^http/, 'ws')}/api/v1/networks/${networkId}/presence${token === undefined ? '' : `?access_token=${token}`}`
+  const refusedWith = (address: string) => new Promise<number>(resolve => {
+    const ws = new WebSocket(address)
+    ws.on('unexpected-response', (_request, response) => resolve(response.statusCode ?? 0))
+    ws.on('error', () => undefined)
+  })
+  t.equal(await refusedWith(url(sensor.networkId)), 401, 'no token: 401')
+  t.equal(await refusedWith(url(sensor.networkId, foreign.token)), 404, 'not a member: 404')
+
+  const feed = track(new WebSocket(url(sensor.networkId, sensor.token)))
+  t.teardown(() => feed.ws.terminate())
+  const snapshot = await feed.next()
+  t.equal(snapshot.type, 'snapshot')
+  t.same(snapshot.data.map((d: { id: string }) => d.id).sort(), [sensor.sensorId, other.sensorId].sort(), "the network's devices, not another's")
+  t.ok(snapshot.data.every((d: { online: boolean }) => !d.online), 'all offline')
+
+  const connected = nextEvent(service, `sensor-${sensor.sensorId}`, 'DeviceConnected')
+  const client = await connectSensor(t, service, sensor)
+  t.match(await feed.next(), { type: 'status', data: { id: sensor.sensorId, kind: 'sensor', online: true, connected_since: iso(service) }, position: (await connected).position })
+
+  // A foreign network's device changes nothing here; reports within 10 s are not pushed.
+  await connectSensor(t, service, foreign)
+  await publish(client, `measurements/${sensor.sensorId}`, { measurements: [{ revision: 0, timestamp: T0, value: { t: 1 } }] })
+  clock.advance(10_000)
+  const later = nextEvent(service, `sensor-${sensor.sensorId}`, 'MeasurementsRecorded')
+  await publish(client, `measurements/${sensor.sensorId}`, { measurements: [{ revision: 0, timestamp: T0 + 1, value: { t: 2 } }] })
+  t.match(await feed.next(), { type: 'status', data: { id: sensor.sensorId, online: true, last_seen: iso(service) }, position: (await later).position },
+    'the next message is the report 10 s later: nothing came for the foreign device or the early report')
+
+  await client.endAsync()
+  t.match(await feed.next(), { type: 'status', data: { id: sensor.sensorId, online: false, connected_since: null } })
 })

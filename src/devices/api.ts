@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { hostQueries } from '../hosts/projections.ts'
 import { sensorQueries } from '../sensors/projections.ts'
 import { createDeviceLive } from './live.ts'
+import { createNetworkPresence } from './network-presence.ts'
 import { registryQueries } from './registry.ts'
 import deviceRoutes from './routes.ts'
 
@@ -11,6 +12,7 @@ export default async function devicesApi (app: FastifyInstance) {
   const live = createDeviceLive(app.store, app.clock, {
     registry, devices: app.devices, sensors: sensorQueries(app.store.db), hosts: hostQueries(app.store.db)
   })
-  app.addHook('preClose', async () => live.close())
-  await app.register(deviceRoutes, { registry, live })
+  const presence = createNetworkPresence(app.store, app.clock, registry, app.devices)
+  app.addHook('preClose', async () => { live.close(); presence.close() })
+  await app.register(deviceRoutes, { registry, live, presence })
 }

@@ -87,6 +87,7 @@ export interface RegisteredDevice {
 export function registryQueries (db: Db) {
   const columns = 'device_id, kind, name, network_id, stream_id'
   const byId = db.prepare(`SELECT ${columns} FROM device_registry WHERE device_id = ?`)
+  const byStream = db.prepare(`SELECT ${columns} FROM device_registry WHERE stream_id = ?`)
   const ofNetwork = db.prepare(`SELECT ${columns} FROM device_registry WHERE network_id = ? ORDER BY position`)
   const ofUser = db.prepare(`SELECT ${columns} FROM device_registry
     WHERE network_id IN (SELECT network_id FROM network_members WHERE user_id = ?) ORDER BY position`)
@@ -94,6 +95,7 @@ export function registryQueries (db: Db) {
   const latest = db.prepare(`SELECT max(position) FROM device_activity WHERE stream_id = ? AND type IN (SELECT value FROM json_each(?))`).pluck()
   return {
     device: (id: string) => byId.get(id) as RegisteredDevice | undefined,
+    deviceOfStream: (streamId: string) => byStream.get(streamId) as RegisteredDevice | undefined,
     devicesOf: (networkId: string) => ofNetwork.all(networkId) as RegisteredDevice[],
     devicesOfUser: (userId: string) => ofUser.all(userId) as RegisteredDevice[],
     lastSeen: (streamId: string) => (lastSeen.get(streamId) as string | null) ?? null,

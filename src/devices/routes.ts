@@ -7,6 +7,7 @@ import { DeviceNotFound } from '../errors.ts'
 import { decideHost } from '../hosts/decider.ts'
 import { Detail } from '../http/schemas.ts'
 import type { DeviceLive } from './live.ts'
+import type { NetworkPresence } from './network-presence.ts'
 import type { RegisteredDevice, RegistryQueries } from './registry.ts'
 
 const Errors = { 400: Detail, 401: Detail, 404: Detail }
@@ -23,10 +24,11 @@ const Device = z.object({
 export interface DeviceRoutesOptions {
   registry: RegistryQueries
   live: DeviceLive
+  presence: NetworkPresence
 }
 
 /** Every device of every kind, its presence, host registration, and the per-device live channels. */
-const deviceRoutes: FastifyPluginAsyncZod<DeviceRoutesOptions> = async function (app, { registry, live }) {
+const deviceRoutes: FastifyPluginAsyncZod<DeviceRoutesOptions> = async function (app, { registry, live, presence }) {
   app.addHook('onRequest', app.requireUser)
 
   const view = (device: RegisteredDevice): z.infer<typeof Device> => {
@@ -82,6 +84,14 @@ const deviceRoutes: FastifyPluginAsyncZod<DeviceRoutesOptions> = async function 
     preHandler: async request => { visible(request.params.id, request.userId) }
   }, (socket, request) => {
     live.join(visible(request.params.id, request.userId), socket)
+  })
+
+  app.get('/api/v1/networks/:network/presence', {
+    websocket: true,
+    schema: { params: z.object({ network: z.string() }), response: Errors },
+    preHandler: async request => { app.requireMember(request.params.network, request.userId) }
+  }, (socket, request) => {
+    presence.join(request.params.network, socket)
   })
 }
 

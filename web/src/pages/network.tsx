@@ -12,13 +12,10 @@ export interface Device {
   connected_since: string | null
 }
 
-/** The online dot and last-seen time, kept live by the device's `status` channel. */
-export function Presence ({ device }: { device: Device }) {
-  const [status, setStatus] = useState({ online: device.online, last_seen: device.last_seen })
-  useLive(`/api/v1/devices/${encodeURIComponent(device.id)}/ws`, {
-    onOpen: send => send({ type: 'subscribe', channels: ['status'] }),
-    onMessage: message => { if (message.type === 'status' && message.data !== null) setStatus(message.data) }
-  })
+interface Status { online: boolean, last_seen: string | null }
+
+/** The online dot and last-seen time. */
+export function PresenceDot ({ status }: { status: Status }) {
   return (
     <span class="presence" data-online={String(status.online)}>
       <span class={`dot ${status.online ? 'on' : 'off'}`} aria-hidden="true" />
@@ -26,6 +23,16 @@ export function Presence ({ device }: { device: Device }) {
       <small> · last seen {when(status.last_seen)}</small>
     </span>
   )
+}
+
+/** One device's presence, kept live by its `status` channel. */
+export function Presence ({ device }: { device: Device }) {
+  const [status, setStatus] = useState<Status>({ online: device.online, last_seen: device.last_seen })
+  useLive(`/api/v1/devices/${encodeURIComponent(device.id)}/ws`, {
+    onOpen: send => send({ type: 'subscribe', channels: ['status'] }),
+    onMessage: message => { if (message.type === 'status' && message.data !== null) setStatus(message.data) }
+  })
+  return <PresenceDot status={status} />
 }
 
 type Kind = Device['kind']
@@ -38,6 +45,14 @@ export function NetworkPage ({ networkId }: { networkId: string }) {
   const [fields, setFields] = useState<Record<string, string>>({})
   const [credentials, setCredentials] = useState<Credentials | null>(null)
   const [mqttPort, setMqttPort] = useState<number | null>(null)
+  // Every device's presence on one socket: the network's presence feed.
+  const [statuses, setStatuses] = useState<Record<string, Status>>({})
+  useLive(`/api/v1/networks/${encodeURIComponent(networkId)}/presence`, {
+    onMessage: m => {
+      if (m.type === 'snapshot') setStatuses(Object.fromEntries((m.data as Array<Status & { id: string }>).map(d => [d.id, d])))
+      if (m.type === 'status') setStatuses(current => ({ ...current, [m.data.id]: m.data }))
+    }
+  })
   const load = () => api<Device[]>('GET', `/api/v1/devices?network=${encodeURIComponent(networkId)}`).then(setDevices, (e: Error) => setError(e.message))
   useEffect(() => {
     void load()
@@ -87,7 +102,7 @@ export function NetworkPage ({ networkId }: { networkId: string }) {
               <tr key={d.id} data-device={d.id}>
                 <td><a href={`#/devices/${encodeURIComponent(d.id)}`}>{d.name}</a></td>
                 <td>{d.kind}</td>
-                <td><Presence device={d} /></td>
+                <td><PresenceDot status={statuses[d.id] ?? d} /></td>
               </tr>
             ))}
           </tbody>
