@@ -81,7 +81,8 @@ async function app (instance: FastifyInstance, { config, clock }: AppOptions) {
 
   // The web console (web/, built by `npm run build`): static files at `/`, on the public APIs only.
   if (existsSync(join(CONSOLE_DIR, 'index.html'))) {
-    await app.register(fastifyStatic, { root: CONSOLE_DIR, wildcard: false, index: 'index.html' })
+    // wildcard: files are looked up per request, so a rebuild while the service runs is served at once.
+    await app.register(fastifyStatic, { root: CONSOLE_DIR, index: 'index.html' })
   } else {
     app.get('/', { schema: { hide: true } }, async (_request, reply) =>
       reply.type('text/plain; charset=utf-8').send('The web console is not built: run `npm run build` (npm start does), then reload.\n'))

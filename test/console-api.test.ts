@@ -81,3 +81,20 @@ t.test("the 'events' channel forwards every event of the device's stream, with i
   t.equal(update.position, (await recorded).position)
   t.same(update.data.data.measurements[0].value, { t: 1 })
 })
+
+t.test('the console is served at /, its assets beside it; any other unknown path is still a JSON 404', async t => {
+  const service = await startService(t)
+  const page = await fetch(service.url + '/')
+  t.equal(page.status, 200)
+  t.match(page.headers.get('content-type'), /text\/html/)
+  const html = await page.text()
+  const script = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1]
+  t.ok(script, 'index.html names its script')
+  const asset = await fetch(service.url + script!)
+  t.equal(asset.status, 200)
+  t.match(asset.headers.get('content-type'), /javascript/)
+  t.ok((await asset.text()).length > 1000, 'the bundled console')
+  const missing = await http(service, 'GET', '/no-such-page')
+  t.equal(missing.status, 404)
+  t.same(missing.body, { detail: 'no route GET /no-such-page' }, 'the API\'s own 404, not a file server\'s')
+})
