@@ -1,5 +1,5 @@
 import { StateOfChargeMessage } from '../../events/chargers.ts'
-import { readPayload, refuse, type DeviceKind } from '../broker/device-kind.ts'
+import { DeviceMessageRefused, readPayload, refuse, type DeviceKind } from '../broker/device-kind.ts'
 import type { Transaction } from '../store/event-store.ts'
 import { decideCharger } from './decider.ts'
 import type { ChargerQueries } from './projections.ts'
@@ -23,10 +23,15 @@ export function chargerDeviceKind (chargers: ChargerQueries, minIntervalMs: numb
         streamId: device.streamId,
         decide: (tx: Transaction) => {
           const charger = chargers.charger(device.id)
-          if (charger === undefined) return []
-          return decideCharger({
+          if (charger === undefined) throw new DeviceMessageRefused('unknown_topic', 'this charger was removed')
+          const events = decideCharger({
             type: 'ReportStateOfCharge', soc, via: 'mqtt', at: tx.now, min_interval_ms: minIntervalMs, client_id: device.clientId, topic
           }, charger.state)
+          // A refusal the rules decided goes through the broker's one refusal path, like every
+          // other: recorded from the real packet, delivered to nobody, counted toward the limit.
+          const rejected = events.find(e => e.type === 'MessageRejected')
+          if (rejected !== undefined) throw new DeviceMessageRefused(rejected.data.reason, rejected.data.detail)
+          return events
         }
       }
     },
