@@ -5,6 +5,7 @@ import { z } from 'zod'
 import { ChargerSocketMessage } from '../../events/chargers.ts'
 import type { Metadata } from '../../events/index.ts'
 import { sha256 } from '../accounts/secrets.ts'
+import { Audiences } from '../live/audiences.ts'
 import { sendBounded } from '../live/websocket.ts'
 import { decideCharger, type ChargerEvent } from './decider.ts'
 import type { ChargerQueries, ChargerRow } from './projections.ts'
@@ -35,8 +36,8 @@ const excerpt = (text: string) => text.slice(0, 1024)
  * known) and then only when it changes, pushed as ChargingStatusChanged commits.
  */
 const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async function (app, { chargers, minIntervalMs }) {
-  const widgets = new Map<string, Set<WebSocket>>()
-  const connections = new Map<string, Set<WebSocket>>()
+  const widgets = new Audiences<WebSocket>()
+  const connections = new Audiences<WebSocket>()
 
   /** The pair, if the id and token are right; otherwise the socket is closed with the reason. */
   function admit (socket: WebSocket, pair: ChargerRow | undefined, token: string | undefined, what: string): pair is ChargerRow {
@@ -53,41 +54,36 @@ const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async funct
 
   const answered = new WeakMap<WebSocket, boolean>()
   const timedOut = new WeakSet<WebSocket>()
-  const track = (map: Map<string, Set<WebSocket>>, key: string, socket: WebSocket) => {
-    const set = map.get(key) ?? new Set()
-    map.set(key, set)
-    set.add(socket)
+  const track = (audiences: Audiences<WebSocket>, key: string, socket: WebSocket) => {
     answered.set(socket, true)
     socket.on('pong', () => answered.set(socket, true))
-    socket.on('close', () => { set.delete(socket); if (set.size === 0) map.delete(key) })
+    socket.on('close', audiences.join(key, socket))
   }
   const heartbeat = app.clock.setInterval(() => {
-    for (const set of [...connections.values(), ...widgets.values()]) {
-      for (const socket of set) {
-        if (answered.get(socket) === false) { timedOut.add(socket); socket.terminate(); continue }
-        answered.set(socket, false)
-        socket.ping()
-      }
+    for (const socket of [...connections.members(), ...widgets.members()]) {
+      if (answered.get(socket) === false) { timedOut.add(socket); socket.terminate(); continue }
+      answered.set(socket, false)
+      socket.ping()
     }
   }, HEARTBEAT_MS)
 
   const unsubscribe = app.store.subscribe(events => {
     for (const event of events) {
       if (event.type === 'ChargingStatusChanged') {
-        const audience = widgets.get(event.data.widget_id)
+        const audience = widgets.of(event.data.widget_id)
         if (audience === undefined) continue
         const text = JSON.stringify({ event: 'chargingStatus', data: { status: event.data.status } })
         for (const socket of audience) sendBounded(socket, text)
       } else if (event.type === 'ChargerRemoved') {
-        for (const socket of connections.get(event.data.charger_id) ?? []) socket.close(CLOSE_UNKNOWN, 'the charger was removed')
-        for (const socket of widgets.get(event.data.widget_id) ?? []) socket.close(CLOSE_UNKNOWN, 'the charger was removed')
+        for (const socket of connections.of(event.data.charger_id) ?? []) socket.close(CLOSE_UNKNOWN, 'the charger was removed')
+        for (const socket of widgets.of(event.data.widget_id) ?? []) socket.close(CLOSE_UNKNOWN, 'the charger was removed')
       }
     }
   })
   app.addHook('preClose', async () => {
     heartbeat.cancel()
     unsubscribe()
-    for (const set of [...widgets.values(), ...connections.values()]) for (const socket of set) socket.close(1001, 'service stopping')
+    for (const socket of [...widgets.members(), ...connections.members()]) socket.close(1001, 'service stopping')
   })
 
   app.get('/chargers/:id', { websocket: true, schema: { params: Params, querystring: TokenQuery } }, (socket, request) => {

@@ -1,6 +1,7 @@
 import type { WebSocket } from 'ws'
 import { z } from 'zod'
 import type { Clock } from '../clock.ts'
+import { Audiences } from '../live/audiences.ts'
 import { sendBounded } from '../live/websocket.ts'
 import type { EventStore } from '../store/event-store.ts'
 import type { RecordedEvent } from '../store/recorded-event.ts'
@@ -25,7 +26,7 @@ interface Client {
  * its database every 30 to 60 s per device). Messages carry the log position that produced them.
  */
 export function createDeviceLive (store: EventStore, clock: Clock, context: ChannelContext) {
-  const byStream = new Map<string, Set<Client>>()
+  const byStream = new Audiences<Client>()
   /** When each throttled channel of each watched stream last pushed. */
   const lastPush = new Map<string, number>()
   const send = (client: Client, message: unknown) => sendBounded(client.socket, JSON.stringify(message))
@@ -40,7 +41,7 @@ export function createDeviceLive (store: EventStore, clock: Clock, context: Chan
   const unsubscribe = store.subscribe(events => {
     if (byStream.size === 0) return
     for (const event of events) {
-      const audience = byStream.get(event.stream_id)
+      const audience = byStream.of(event.stream_id)
       if (audience === undefined) continue
       for (const channel of [...(channelsByType.get(event.type) ?? []), everyEvent]) {
         if (channel.throttle !== undefined && !channel.throttle.except.includes(event.type)) {
@@ -87,14 +88,11 @@ export function createDeviceLive (store: EventStore, clock: Clock, context: Chan
   return {
     join (device: RegisteredDevice, socket: WebSocket) {
       const client: Client = { socket, device, channels: new Set() }
-      const audience = byStream.get(device.stream_id) ?? new Set()
-      byStream.set(device.stream_id, audience)
-      audience.add(client)
+      const leave = byStream.join(device.stream_id, client)
       socket.on('message', (raw, isBinary) => onMessage(client, isBinary ? '' : raw.toString()))
       socket.on('close', () => {
-        audience.delete(client)
-        if (audience.size === 0) {
-          byStream.delete(device.stream_id)
+        leave()
+        if (byStream.of(device.stream_id) === undefined) {
           for (const key of lastPush.keys()) if (key.startsWith(`${device.stream_id}:`)) lastPush.delete(key)
         }
       })
@@ -102,7 +100,7 @@ export function createDeviceLive (store: EventStore, clock: Clock, context: Chan
     },
     close () {
       unsubscribe()
-      for (const audience of byStream.values()) for (const client of audience) client.socket.close(1001, 'service stopping')
+      for (const client of byStream.members()) client.socket.close(1001, 'service stopping')
       byStream.clear()
     }
   }

@@ -1,5 +1,6 @@
 import type { WebSocket } from 'ws'
 import type { Clock } from '../clock.ts'
+import { Audiences } from '../live/audiences.ts'
 import { sendBounded } from '../live/websocket.ts'
 import type { EventStore } from '../store/event-store.ts'
 import type { DeviceQueries } from './projections.ts'
@@ -15,7 +16,7 @@ const seen = new Set<string>(SEEN_TYPES)
  * at connect, then one message per change as its event commits.
  */
 export function createNetworkPresence (store: EventStore, clock: Clock, registry: RegistryQueries, devices: DeviceQueries) {
-  const byNetwork = new Map<string, Set<WebSocket>>()
+  const byNetwork = new Audiences<WebSocket>()
   const lastPush = new Map<string, number>()
 
   const statusOf = (device: RegisteredDevice) => {
@@ -28,7 +29,7 @@ export function createNetworkPresence (store: EventStore, clock: Clock, registry
     for (const event of events) {
       if (!seen.has(event.type)) continue
       const device = registry.deviceOfStream(event.stream_id)
-      const audience = device === undefined ? undefined : byNetwork.get(device.network_id)
+      const audience = device === undefined ? undefined : byNetwork.of(device.network_id)
       if (device === undefined || audience === undefined) continue
       const change = event.type === 'DeviceConnected' || event.type === 'DeviceDisconnected'
       if (!change && clock.now() - (lastPush.get(device.stream_id) ?? -Infinity) < SEEN_THROTTLE_MS) continue
@@ -40,18 +41,12 @@ export function createNetworkPresence (store: EventStore, clock: Clock, registry
 
   return {
     join (networkId: string, socket: WebSocket) {
-      const audience = byNetwork.get(networkId) ?? new Set()
-      byNetwork.set(networkId, audience)
-      audience.add(socket)
-      socket.on('close', () => {
-        audience.delete(socket)
-        if (audience.size === 0) byNetwork.delete(networkId)
-      })
+      socket.on('close', byNetwork.join(networkId, socket))
       sendBounded(socket, JSON.stringify({ type: 'snapshot', data: registry.devicesOf(networkId).map(statusOf), position: store.headPosition }))
     },
     close () {
       unsubscribe()
-      for (const audience of byNetwork.values()) for (const socket of audience) socket.close(1001, 'service stopping')
+      for (const socket of byNetwork.members()) socket.close(1001, 'service stopping')
       byNetwork.clear()
     }
   }

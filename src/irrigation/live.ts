@@ -1,10 +1,9 @@
 import type { WebSocket } from 'ws'
+import { Audiences } from '../live/audiences.ts'
 import { sendBounded, type Ticker } from '../live/websocket.ts'
 import type { ZoneQueries, ZoneRow } from './projections.ts'
 import { localIso, stateOf } from './views.ts'
 import type { ZoneControl } from './zone-control.ts'
-
-type Audience = Map<string, Set<WebSocket>>
 
 /**
  * The zones' WebSocket clients. The reference's `/ws` gets its whole message every second;
@@ -12,8 +11,8 @@ type Audience = Map<string, Set<WebSocket>>
  * One ticker serves every client: each tick's clock message is serialised once.
  */
 export function createZoneLive (ticker: Ticker, control: ZoneControl, zones: ZoneQueries) {
-  const channels: Audience = new Map()
-  const reference: Audience = new Map()
+  const channels = new Audiences<WebSocket>()
+  const reference = new Audiences<WebSocket>()
   /** The state last pushed to each zone's channel clients: a commit that did not change it sends nothing. */
   const lastState = new Map<string, string>()
   let stopTicking: (() => void) | undefined
@@ -23,8 +22,8 @@ export function createZoneLive (ticker: Ticker, control: ZoneControl, zones: Zon
   function tick (now: number) {
     const timestamp = localIso(now)
     const clock = JSON.stringify({ type: 'clock', timestamp })
-    for (const audience of channels.values()) for (const socket of audience) sendBounded(socket, clock)
-    for (const [zoneId, audience] of reference) {
+    for (const socket of channels.members()) sendBounded(socket, clock)
+    for (const [zoneId, audience] of reference.entries()) {
       const zone = zones.zone(zoneId)
       if (zone === undefined) continue
       const { mode, since, to } = stateOf(zone.state)
@@ -34,7 +33,7 @@ export function createZoneLive (ticker: Ticker, control: ZoneControl, zones: Zon
   }
 
   const stopListening = control.onChange(zone => {
-    const audience = channels.get(zone.zone_id)
+    const audience = channels.of(zone.zone_id)
     if (audience === undefined) return
     const text = stateText(zone)
     if (lastState.get(zone.zone_id) === text) return
@@ -42,17 +41,12 @@ export function createZoneLive (ticker: Ticker, control: ZoneControl, zones: Zon
     for (const socket of audience) sendBounded(socket, text)
   })
 
-  function join (audiences: Audience, zoneId: string, socket: WebSocket) {
-    const audience = audiences.get(zoneId) ?? new Set()
-    audiences.set(zoneId, audience)
-    audience.add(socket)
+  function join (audiences: Audiences<WebSocket>, zoneId: string, socket: WebSocket) {
+    const leave = audiences.join(zoneId, socket)
     stopTicking ??= ticker.add(tick)
     socket.on('close', () => {
-      audience.delete(socket)
-      if (audience.size === 0) {
-        audiences.delete(zoneId)
-        if (audiences === channels) lastState.delete(zoneId)
-      }
+      leave()
+      if (channels.of(zoneId) === undefined) lastState.delete(zoneId)
       if (channels.size === 0 && reference.size === 0) { stopTicking?.(); stopTicking = undefined }
     })
   }
@@ -69,15 +63,10 @@ export function createZoneLive (ticker: Ticker, control: ZoneControl, zones: Zon
     joinReference (zone: ZoneRow, socket: WebSocket) {
       join(reference, zone.zone_id, socket)
     },
-    get clients () {
-      let count = 0
-      for (const audience of [...channels.values(), ...reference.values()]) count += audience.size
-      return count
-    },
     close () {
       stopListening()
       stopTicking?.()
-      for (const audience of [...channels.values(), ...reference.values()]) for (const socket of audience) socket.close(1001, 'service stopping')
+      for (const socket of [...channels.members(), ...reference.members()]) socket.close(1001, 'service stopping')
       channels.clear()
       reference.clear()
     }

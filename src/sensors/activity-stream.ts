@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { Detail } from '../http/schemas.ts'
+import { Audiences } from '../live/audiences.ts'
 import type { RecordedEvent } from '../store/recorded-event.ts'
 import { BUCKET_SECONDS, type SensorQueries } from './projections.ts'
 
@@ -60,7 +61,7 @@ function activityOf (event: RecordedEvent): { sensorId: string, name: string, da
  * batch commits (never polled), and a periodic summary of measurement counts.
  */
 const activityStream: FastifyPluginAsyncZod<ActivityStreamOptions> = async function (app, { sensors, summaryIntervalSeconds }) {
-  const listeners = new Map<string, Set<ServerResponse>>()
+  const listeners = new Audiences<ServerResponse>()
 
   function send (response: ServerResponse, text: string): void {
     if (response.writableLength > MAX_UNREAD_BYTES) {
@@ -88,7 +89,7 @@ const activityStream: FastifyPluginAsyncZod<ActivityStreamOptions> = async funct
       const activity = activityOf(event)
       if (activity === undefined) continue
       const networkId = sensors.networkOf(activity.sensorId)
-      const audience = networkId === undefined ? undefined : listeners.get(networkId)
+      const audience = networkId === undefined ? undefined : listeners.of(networkId)
       if (audience === undefined) continue
       const text = frame(activity.name, activity.data, event.position)
       for (const response of audience) send(response, text)
@@ -96,7 +97,7 @@ const activityStream: FastifyPluginAsyncZod<ActivityStreamOptions> = async funct
   })
 
   const timer = app.clock.setInterval(() => {
-    for (const [networkId, audience] of listeners) {
+    for (const [networkId, audience] of listeners.entries()) {
       const text = frame('summary', summary(networkId))
       for (const response of audience) send(response, text)
     }
@@ -105,7 +106,7 @@ const activityStream: FastifyPluginAsyncZod<ActivityStreamOptions> = async funct
   app.addHook('preClose', async () => {
     timer.cancel()
     unsubscribe()
-    for (const audience of listeners.values()) for (const response of audience) response.end()
+    for (const response of listeners.members()) response.end()
     listeners.clear()
   })
 
@@ -123,13 +124,7 @@ const activityStream: FastifyPluginAsyncZod<ActivityStreamOptions> = async funct
       connection: 'keep-alive',
       'x-accel-buffering': 'no'
     })
-    const audience = listeners.get(networkId) ?? new Set()
-    listeners.set(networkId, audience)
-    audience.add(response)
-    response.on('close', () => {
-      audience.delete(response)
-      if (audience.size === 0) listeners.delete(networkId)
-    })
+    response.on('close', listeners.join(networkId, response))
     send(response, frame('summary', summary(networkId)))
   })
 }
