@@ -6,7 +6,7 @@ import type { RecordedEvent } from '../src/store/recorded-event.ts'
 import { cleanEnv, root } from './helpers/process.ts'
 import { connectMqtt, createSensor, http, publish, startService, type Service, type Teardown } from './helpers/service.ts'
 import { committed } from './helpers/sockets.ts'
-import { track, upgradeByHand, type TrackedSocket } from './helpers/websocket.ts'
+import { track, upgradeByHand, wsUrl, type TrackedSocket } from './helpers/websocket.ts'
 import { HEARTBEAT_MS } from '../src/chargers/websockets.ts'
 
 // Wallbox chargers and their widgets end to end: real HTTP, real `ws` WebSockets on an ephemeral
@@ -15,7 +15,6 @@ import { HEARTBEAT_MS } from '../src/chargers/websockets.ts'
 // event or on a socket's own 'open', 'message' or 'close'.
 
 const clockOf = (service: Service) => service.clock as ManualClock
-const wsUrl = (service: Service, path: string) => service.url.replace(/^http/, 'ws') + path
 const streamOf = (chargerId: string) => `charger-${chargerId}`
 const status = (value: 'charging' | 'charging80' | 'charged') => ({ event: 'chargingStatus', data: { status: value } })
 const reading = (soc: unknown) => JSON.stringify({ event: 'StateOfCharge', data: { soc } })

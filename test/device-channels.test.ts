@@ -9,7 +9,7 @@ import { HISTORY_POINTS } from '../src/devices/live-channels.ts'
 import { MAX_BUFFERED_BYTES } from '../src/live/websocket.ts'
 import type { RecordedEvent } from '../src/store/recorded-event.ts'
 import { connectMqtt, connectSensor, createSensor, http, publish, startService, type Service, type Teardown } from './helpers/service.ts'
-import { track, upgradeByHand, type TrackedSocket } from './helpers/websocket.ts'
+import { openWs, upgradeByHand, upgradeStatus, type TrackedSocket } from './helpers/websocket.ts'
 import { committed } from './helpers/sockets.ts'
 
 // The per-device live channels end to end: real HTTP upgrades on an ephemeral port, real `ws`
@@ -43,42 +43,10 @@ async function registerHost (service: Service, owner: { token: string, networkId
 const connectAgent = (t: Teardown, service: Service, host: HostFixture): Promise<MqttClient> =>
   connectMqtt(t, service.mqttUrl, { username: host.id, password: host.password, clientId: `agent-${randomUUID().slice(0, 8)}` })
 
-const wsUrl = (service: Service, path: string) => service.url.replace(/^http/, 'ws') + path
 const channelPath = (deviceId: string, token: string | null) =>
   `/api/v1/devices/${deviceId}/ws${token === null ? '' : `?access_token=${encodeURIComponent(token)}`}`
 
 type Client = TrackedSocket
-
-class RefusedUpgrade extends Error {
-  constructor (readonly status: number) { super(`upgrade refused: ${status}`) }
-}
-
-/** Opens the channel socket and resolves once it is open (rejects with the status of a refused upgrade). */
-async function openWs (t: Teardown, service: Service, path: string, options: WebSocket.ClientOptions = {}): Promise<Client> {
-  const ws = new WebSocket(wsUrl(service, path), options)
-  const client = track(ws)
-  t.teardown(() => { if (ws.readyState !== ws.CLOSED) ws.terminate() })
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve())
-    ws.once('unexpected-response', (_request, response) => { response.resume(); reject(new RefusedUpgrade(response.statusCode ?? 0)) })
-    ws.once('error', reject)
-  })
-  return client
-}
-
-/** The HTTP status a refused upgrade answered with (fails if the upgrade is accepted). */
-async function upgradeStatus (service: Service, path: string): Promise<number> {
-  const ws = new WebSocket(wsUrl(service, path))
-  return new Promise<number>((resolve, reject) => {
-    ws.once('open', () => { ws.terminate(); reject(new Error(`${path}: the upgrade was accepted`)) })
-    ws.once('unexpected-response', (_request, response) => {
-      resolve(response.statusCode ?? 0)
-      response.resume()
-      ws.terminate()
-    })
-    ws.once('error', () => undefined)
-  })
-}
 
 /** Opens a device's channel socket and reads its `connected` greeting. */
 async function openDevice (t: Teardown, service: Service, deviceId: string, token: string): Promise<Client> {

@@ -1,50 +1,19 @@
 import { randomUUID } from 'node:crypto'
 import type { MqttClient } from 'mqtt'
-import t, { type Test } from 'tap'
 import { ManualClock } from '../src/clock.ts'
 import { localIso } from '../src/irrigation/views.ts'
 import { connectMqtt, http, publish, startService, type Service, type Teardown } from './helpers/service.ts'
 import { committed } from './helpers/sockets.ts'
+import { testWithin } from './helpers/within.ts'
+import { createZone, type ZoneFixture } from './helpers/zones.ts'
 
 // The valve controller's side of an irrigation zone, end to end: the embedded broker on an
 // ephemeral port, real mqtt.js clients as controllers, read back over real HTTP, the service's
 // ManualClock in the test's hands.
 
+const test = testWithin(30_000)
 const clockOf = (service: Service) => service.clock as ManualClock
-/**
- * A test of this file. Tests wait on events, so one that never comes fails its own test in 30 s
- * rather than the whole file at tap's 120 s (tap honours t.setTimeout, not a later subtest's `timeout` option).
- */
-function test (name: string, fn: (t: Test) => Promise<void>): void {
-  t.test(name, async t => {
-    t.setTimeout(30_000)
-    await fn(t)
-  })
-}
 
-let counter = 0
-
-interface ZoneFixture { token: string, networkId: string, zoneId: string, password: string }
-
-/** A user (unless given a token), a network (unless given) and a zone in it, through the public API. */
-async function createZone (service: Service, options: { token?: string, networkId?: string } = {}): Promise<ZoneFixture> {
-  let token = options.token
-  if (token === undefined) {
-    const user = await http(service, 'POST', '/users', { body: { username: `valve-${process.pid}-${++counter}`, password: 'correct horse' } })
-    if (user.status !== 201) throw new Error(`POST /users: ${user.status}`)
-    token = user.body.access_token as string
-  }
-  let networkId = options.networkId
-  if (networkId === undefined) {
-    const network = await http(service, 'POST', '/networks', { token, body: { network_name: `garden-${++counter}` } })
-    if (network.status !== 201) throw new Error(`POST /networks: ${network.status}`)
-    networkId = network.body.network_identifier as string
-  }
-  const zone = await http(service, 'POST', '/api/v1/zones', { token, body: { name: `bed-${++counter}`, network_identifier: networkId } })
-  if (zone.status !== 201) throw new Error(`POST /api/v1/zones: ${zone.status} ${JSON.stringify(zone.body)}`)
-  if (zone.body.mqtt.username !== zone.body.zone_identifier) throw new Error('the MQTT username is not the zone id')
-  return { token, networkId, zoneId: zone.body.zone_identifier, password: zone.body.mqtt.password }
-}
 
 const valveTopic = (zone: ZoneFixture) => `zones/${zone.zoneId}/valve`
 const stateTopic = (zone: ZoneFixture) => `zones/${zone.zoneId}/state`

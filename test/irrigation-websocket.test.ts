@@ -1,58 +1,23 @@
 import { once } from 'node:events'
 import type { Socket } from 'node:net'
 import { randomUUID } from 'node:crypto'
-import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import type { ManualClock } from '../src/clock.ts'
 import { localIso } from '../src/irrigation/views.ts'
 import { MAX_BUFFERED_BYTES } from '../src/live/websocket.ts'
 import { connectMqtt, http, publish, startService, type Service, type Teardown } from './helpers/service.ts'
 import { committed } from './helpers/sockets.ts'
-import { track, upgradeByHand, type TrackedSocket } from './helpers/websocket.ts'
+import { testWithin } from './helpers/within.ts'
+import { createZone, type ZoneFixture } from './helpers/zones.ts'
+import { openWs, upgradeByHand, upgradeStatus, wsUrl, type TrackedSocket } from './helpers/websocket.ts'
 
 // The zones' WebSocket channels end to end: real HTTP upgrades on an ephemeral port, real `ws`
 // clients (and a raw TCP client that never reads), the service's ManualClock in the test's hands.
 
+const test = testWithin(30_000)
 const clockOf = (service: Service) => service.clock as ManualClock
-/**
- * A test of this file. Tests wait on events, so one that never comes fails its own test in 30 s
- * rather than the whole file at tap's 120 s (tap honours t.setTimeout, not a later subtest's `timeout` option).
- */
-function test (name: string, fn: (t: Test) => Promise<void>): void {
-  t.test(name, async t => {
-    t.setTimeout(30_000)
-    await fn(t)
-  })
-}
 
-let counter = 0
 
-interface ZoneFixture { token: string, userId: string, networkId: string, zoneId: string, password: string }
-
-/** A user (unless given a token), a network (unless given) and a zone in it, through the public API. */
-async function createZone (service: Service, options: { token?: string, networkId?: string, timerSeconds?: number } = {}): Promise<ZoneFixture> {
-  let token = options.token
-  let userId = ''
-  if (token === undefined) {
-    const user = await http(service, 'POST', '/users', { body: { username: `ws-${process.pid}-${++counter}`, password: 'correct horse' } })
-    if (user.status !== 201) throw new Error(`POST /users: ${user.status}`)
-    token = user.body.access_token as string
-    userId = user.body.user_identifier as string
-  }
-  let networkId = options.networkId
-  if (networkId === undefined) {
-    const network = await http(service, 'POST', '/networks', { token, body: { network_name: `garden-${++counter}` } })
-    if (network.status !== 201) throw new Error(`POST /networks: ${network.status}`)
-    networkId = network.body.network_identifier as string
-  }
-  const zone = await http(service, 'POST', '/api/v1/zones', {
-    token, body: { name: `zone-${++counter}`, network_identifier: networkId, ...(options.timerSeconds === undefined ? {} : { timer_seconds: options.timerSeconds }) }
-  })
-  if (zone.status !== 201) throw new Error(`POST /api/v1/zones: ${zone.status} ${JSON.stringify(zone.body)}`)
-  return { token, userId, networkId, zoneId: zone.body.zone_identifier, password: zone.body.mqtt.password }
-}
-
-const wsUrl = (service: Service, path: string) => service.url.replace(/^http/, 'ws') + path
 /** The zone's channel, with the zone owner's token unless told (null: no token). */
 const channelPath = (zone: ZoneFixture, token: string | null = zone.token) =>
   `/api/v1/zones/${zone.zoneId}/ws${token === null ? '' : `?access_token=${encodeURIComponent(token)}`}`
@@ -60,37 +25,6 @@ const channelPath = (zone: ZoneFixture, token: string | null = zone.token) =>
 /** A connected `ws` client and every message it got, read in order with next(). */
 type Client = TrackedSocket
 
-
-/** Opens a WebSocket and resolves once it is open (rejects with the HTTP status of a refused upgrade). */
-async function openWs (t: Teardown, service: Service, path: string): Promise<Client> {
-  const ws = new WebSocket(wsUrl(service, path))
-  const client = track(ws)
-  t.teardown(() => { if (ws.readyState !== ws.CLOSED) ws.terminate() })
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve())
-    ws.once('unexpected-response', (_request, response) => reject(new RefusedUpgrade(response.statusCode ?? 0)))
-    ws.once('error', reject)
-  })
-  return client
-}
-
-class RefusedUpgrade extends Error {
-  constructor (readonly status: number) { super(`upgrade refused: ${status}`) }
-}
-
-/** The HTTP status a refused WebSocket upgrade answered with. */
-async function upgradeStatus (service: Service, path: string): Promise<number> {
-  const ws = new WebSocket(wsUrl(service, path))
-  return new Promise<number>((resolve, reject) => {
-    ws.once('open', () => { ws.terminate(); reject(new Error(`${path}: the upgrade was accepted`)) })
-    ws.once('unexpected-response', (_request, response) => {
-      resolve(response.statusCode ?? 0)
-      response.resume()
-      ws.terminate()
-    })
-    ws.once('error', () => undefined)
-  })
-}
 
 /** Live interval timers of the clock with the ticker's period: the one clock timer of every WebSocket client. */
 const tickTimers = (clock: ManualClock): number =>

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { connect as netConnect, type Socket } from 'node:net'
-import type { WebSocket } from 'ws'
+import WebSocket from 'ws'
+import type { Service, Teardown } from './service.ts'
 
 /** A `ws` client and every JSON message it got, read in order with next(). */
 export interface TrackedSocket {
@@ -67,4 +68,38 @@ export async function upgradeByHand (t: { teardown(fn: () => unknown): void }, s
     '', ''
   ].join('\r\n'))
   return socket
+}
+
+/** ws://127.0.0.1:<port><path> of a service. */
+export const wsUrl = (service: Service, path: string): string => service.url.replace(/^http/, 'ws') + path
+
+export class RefusedUpgrade extends Error {
+  constructor (readonly status: number) { super(`upgrade refused: ${status}`) }
+}
+
+/** Opens a WebSocket, tracked, and resolves once it is open (rejects with the HTTP status of a refused upgrade). */
+export async function openWs (t: Teardown, service: Service, path: string, options: WebSocket.ClientOptions = {}): Promise<TrackedSocket> {
+  const ws = new WebSocket(wsUrl(service, path), options)
+  const client = track(ws)
+  t.teardown(() => { if (ws.readyState !== ws.CLOSED) ws.terminate() })
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve())
+    ws.once('unexpected-response', (_request, response) => { response.resume(); reject(new RefusedUpgrade(response.statusCode ?? 0)) })
+    ws.once('error', reject)
+  })
+  return client
+}
+
+/** The HTTP status a refused WebSocket upgrade answered with (fails if the upgrade is accepted). */
+export function upgradeStatus (service: Service, path: string): Promise<number> {
+  const ws = new WebSocket(wsUrl(service, path))
+  return new Promise<number>((resolve, reject) => {
+    ws.once('open', () => { ws.terminate(); reject(new Error(`${path}: the upgrade was accepted`)) })
+    ws.once('unexpected-response', (_request, response) => {
+      resolve(response.statusCode ?? 0)
+      response.resume()
+      ws.terminate()
+    })
+    ws.once('error', () => undefined)
+  })
 }

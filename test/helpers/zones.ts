@@ -25,6 +25,7 @@ export async function createZone (service: Service, options: { token?: string, n
     body: { name: options.name ?? `zone-${++counter}`, network_identifier: networkId, ...(options.timerSeconds === undefined ? {} : { timer_seconds: options.timerSeconds }) }
   })
   if (created.status !== 201) throw new Error(`POST /api/v1/zones: ${created.status} ${JSON.stringify(created.body)}`)
+  if (created.body.mqtt.username !== created.body.zone_identifier) throw new Error('the MQTT username is not the zone id')
   return { token, networkId, zoneId: created.body.zone_identifier, password: created.body.mqtt.password }
 }
 
