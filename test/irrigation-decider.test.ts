@@ -169,6 +169,26 @@ t.test('a timer that runs out', async t => {
   })
 })
 
+t.test('a timer past its end that is not recorded as ended yet has run out', async t => {
+  const due = at + 10_000
+  const completed = ended('timer_mode', at, due, 'completed', due)
+  t.test('a new timer starts: the old one completed at its due time', async t => {
+    spec(t).given(inTimer).when(timer(due + 50)).then([completed, timerStarted(due + 50)])
+  })
+  t.test('manual starts from wait: no run is recorded as replaced', async t => {
+    spec(t).given(inTimer).when(manual(due)).then([completed, manualStarted(due)])
+  })
+  t.test('stop finds the zone waiting', async t => {
+    spec(t).given(inTimer).when(stop(due + 1)).then([completed, ignored('stop', 'already_waiting')])
+  })
+  t.test('its own timer then does nothing', async t => {
+    spec(t).given([...inTimer, completed, timerStarted(due + 50)]).when(complete(due)).then([])
+  })
+  t.test('a moment before its end it still runs', async t => {
+    spec(t).given(inTimer).when(timer(due - 1)).then([ignored('timer', 'timer_running')])
+  })
+})
+
 t.test('the valve', async t => {
   t.test('a report is recorded as it is, in any mode', async t => {
     spec(t).given([registered]).when({ type: 'ReportValve', open: false }).then([reported(false)])
@@ -206,13 +226,20 @@ t.test('evolve', async t => {
     t.equal(registeredState([...mismatched, reported(false)]).valve_mismatch, true, 'a report that still disagrees keeps it')
     t.match(registeredState([...mismatched, reported(true)]), { valve_mismatch: false, reported_open: true }, 'an agreeing report clears it')
   })
-  t.test('a mode change clears it: the valve gets a new 5 s', async t => {
-    const mismatched = [...inTimer, mismatch(true, null)]
-    t.match(registeredState([...mismatched, ended('timer_mode', at, at + 6_000, 'stopped')]), { valve_mismatch: false, mode: 'wait_mode', changed_at: at + 6_000 })
+  t.test('a mode change the valve already agrees with clears it: the next change gets a new 5 s', async t => {
+    t.match(registeredState([...inTimer, reported(false), mismatch(true, false), ended('timer_mode', at, at + 6_000, 'stopped')]),
+      { valve_mismatch: false, mode: 'wait_mode', changed_at: at + 6_000 }, 'stuck closed, then stopped: they agree')
     t.match(registeredState([...inManual, reported(false), mismatch(true, false), ended('manual_mode', at, at + 6_000, 'stopped'), timerStarted(at + 7_000)]),
       { valve_mismatch: false, mode: 'timer_mode', changed_at: at + 7_000, reported_open: false })
-    t.match(registeredState([...mismatched, ended('timer_mode', at, at + 6_000, 'manual_started'), manualStarted(at + 6_000)]),
-      { valve_mismatch: false, mode: 'manual_mode', changed_at: at + 6_000 })
+  })
+  t.test('a mode change the valve still disagrees with keeps it', async t => {
+    const silent = [...inTimer, mismatch(true, null)]
+    t.match(registeredState([...silent, ended('timer_mode', at, at + 6_000, 'stopped')]), { valve_mismatch: true, mode: 'wait_mode' },
+      'a valve that never reported agrees with nothing')
+    t.match(registeredState([...silent, ended('timer_mode', at, at + 6_000, 'manual_started'), manualStarted(at + 6_000)]),
+      { valve_mismatch: true, mode: 'manual_mode', changed_at: at + 6_000 })
+    t.match(registeredState([...inManual, reported(true), ended('manual_mode', at, at + 1_000, 'stopped'), mismatch(false, true), timerStarted(at + 2_000)]),
+      { valve_mismatch: false, mode: 'timer_mode' }, 'stuck open, then a timer: they agree again')
   })
   t.test('an ignored command changes nothing', async t => {
     const state = registeredState(inTimer)

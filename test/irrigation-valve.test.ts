@@ -227,15 +227,22 @@ test('a mismatch check that fell due while the service was down fires after the 
   t.equal((await zoneState(second, zone)).valve_mismatch, true)
   await second.close()
 
-  // Back up long after a later change's check was due: it fires at once.
+  // The valve catches up with manual, then a stop it does not follow; back up long after that
+  // change's check was due: it fires at once.
   const third = await startService(t, { dir: first.dir, clock: new ManualClock(changedAt + 10_000) })
+  const controller = await connectController(t, third, zone)
+  const agreed = committed(third, e => e.type === 'ValveStateReported' && e.stream_id === `zone-${zone.zoneId}`)
+  await controller.publishAsync(stateTopic(zone), JSON.stringify({ open: true }), { qos: 1 })
+  await agreed
+  t.equal((await zoneState(third, zone)).valve_mismatch, false, 'the valve agrees with manual')
   await command(third, zone, 'stop')
+  await controller.endAsync()
   await third.close()
   const fourthClock = new ManualClock(changedAt + 3_600_000)
   const fourth = await startService(t, { dir: first.dir, clock: fourthClock })
   const late = committed(fourth, e => e.type === 'ValveMismatchDetected' && e.stream_id === `zone-${zone.zoneId}`)
   fourthClock.advance(0)
-  t.strictSame((await late).data, { zone_identifier: zone.zoneId, commanded_open: false, reported_open: null }, 'the overdue check fires at start')
+  t.strictSame((await late).data, { zone_identifier: zone.zoneId, commanded_open: false, reported_open: true }, 'the overdue check fires at start')
   t.equal((await zoneState(fourth, zone)).valve_mismatch, true)
 })
 

@@ -63,6 +63,14 @@ export function decideZone (command: ZoneCommand, state: ZoneState, context: Zon
     ? []
     : [{ type: 'ZoneRunEnded', data: { zone_identifier, mode: state.mode, since: iso(state.since), to: reason === 'completed' ? iso(at) : null, ended_at: iso(at), reason } }]
 
+  // A timer past its end whose completion is not recorded yet (its timer is queued behind this
+  // command, or the service just started) has run out: record that first, then decide.
+  if ((command.type === 'StartManual' || command.type === 'StartTimer' || command.type === 'Stop') &&
+    state.mode === 'timer_mode' && state.to !== null && state.to <= command.at) {
+    const completed = end(state.to, 'completed')
+    return [...completed, ...decideZone(command, completed.reduce(evolveZone, state as ZoneState), context)]
+  }
+
   switch (command.type) {
     case 'StartManual':
       if (state.mode === 'manual_mode') return ignored('manual', 'manual_running')
@@ -106,8 +114,15 @@ export function evolveZone (state: ZoneState, event: ZoneEvent): ZoneState {
   }
   if (state.status !== 'registered') return state
   const change = (mode: Mode, since: string | null, to: string | null, at: string): Registered =>
-    // A new mode gives the valve a new 5 s to follow before a mismatch is shown.
-    ({ ...state, mode, since: since === null ? null : Date.parse(since), to: to === null ? null : Date.parse(to), changed_at: Date.parse(at), valve_mismatch: false })
+    // A mismatch shows until the valve agrees: with the new command too, if it still differs.
+    ({
+      ...state,
+      mode,
+      since: since === null ? null : Date.parse(since),
+      to: to === null ? null : Date.parse(to),
+      changed_at: Date.parse(at),
+      valve_mismatch: state.valve_mismatch && state.reported_open !== commandedOpen(mode)
+    })
   switch (event.type) {
     case 'ManualModeStarted':
       return change('manual_mode', event.data.since, null, event.data.since)

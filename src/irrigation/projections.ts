@@ -5,7 +5,7 @@ import { evolveZone, initialZoneState, type ZoneEvent, type ZoneState } from './
 /** Every zone with its decider state, and each zone's history: one entry per ended run. */
 export const zonesProjection: Projection = {
   name: 'zones',
-  version: 1,
+  version: 2, // 2: a mismatch outlives a mode change while the valve still disagrees
   handles: ['ZoneRegistered', 'ManualModeStarted', 'TimerModeStarted', 'ZoneRunEnded', 'ValveStateReported', 'ValveMismatchDetected'],
   tables: ['zones', 'zone_history'],
   ddl: `
