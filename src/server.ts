@@ -3,6 +3,7 @@ import Fastify from 'fastify'
 import app, { requestIds } from './app.ts'
 import { systemClock } from './clock.ts'
 import { ConfigError, loadConfig } from './config.ts'
+import { loggerOptions } from './http/logging.ts'
 
 // Process entry: configuration, logger, graceful close, listen. Nothing else.
 
@@ -15,7 +16,7 @@ try {
   process.exit(1)
 }
 
-const server = Fastify({ logger: { level: config.LOG_LEVEL }, ...requestIds, return503OnClosing: true })
+const server = Fastify({ logger: loggerOptions(config.LOG_LEVEL), ...requestIds, return503OnClosing: true })
 await server.register(app, { config, clock: systemClock })
 
 // SIGINT/SIGTERM: stop accepting (HTTP and MQTT), commit what is queued, close the database.

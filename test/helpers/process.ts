@@ -16,6 +16,8 @@ export interface ServerProcess {
   url: string
   mqttUrl: string
   exited: Promise<number | null>
+  /** Every line the service wrote to stdout (its log) so far. */
+  lines: string[]
 }
 
 /** The real `src/server.ts` as its own process, on ephemeral ports; resolves once both listen. */
@@ -30,15 +32,17 @@ export function spawnServer (t: Teardown, env: Record<string, string>): Promise<
   return new Promise((resolve, reject) => {
     let url: string | undefined
     let stderr = ''
+    const lines: string[] = []
     child.stderr!.on('data', chunk => { stderr += chunk })
     void exited.then(code => reject(new Error(`server exited (${code}) before listening: ${stderr}`)))
     createInterface({ input: child.stdout! }).on('line', line => {
       if (process.env.DEBUG_SERVER) process.stderr.write(line + '\n')
+      lines.push(line)
       let entry: { msg?: string, mqtt?: string }
       try { entry = JSON.parse(line) } catch { return }
       const listening = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(entry.msg ?? '')
       if (listening !== null) url = listening[1]
-      if (entry.mqtt !== undefined && url !== undefined) resolve({ child, url, mqttUrl: entry.mqtt, exited })
+      if (entry.mqtt !== undefined && url !== undefined) resolve({ child, url, mqttUrl: entry.mqtt, exited, lines })
     })
   })
 }
