@@ -154,7 +154,7 @@ t.test('the channel socket: greeting, ping, subscribe, errors, and who may open 
   t.strictSame(snapshots['system-info'], { type: 'system-info', data: null, position: null }, 'no system info yet: null, no position')
   t.strictSame(snapshots.processes, { type: 'processes', data: null, position: null })
   t.strictSame(snapshots['network-interfaces'], { type: 'network-interfaces', data: null, position: null })
-  t.strictSame(snapshots.history, { type: 'history', data: null, position: null })
+  t.strictSame(snapshots.history, { type: 'history', data: { cpu: [], memory: [], network: [] }, position: null }, 'no metrics yet: the empty charts')
   t.strictSame(snapshots.status, { type: 'status', data: { online: false, last_seen: null, connected_since: null }, position: null }, 'status: never connected')
 
   // Subscribing again to a channel already subscribed: acknowledged, no second snapshot.
@@ -290,6 +290,30 @@ t.test('host channels: each report pushes exactly one update, with its position,
   t.strictSame(snapshots['network-interfaces'], { type: 'network-interfaces', data: interfaces, position: interfacesEvent.position }, 'network-interfaces snapshot')
   t.strictSame(snapshots.history, { type: 'history', data: last.data, position: last.position }, 'history snapshot: the same 30 points, the last metrics position')
   t.strictSame(await drain(late), [], 'one snapshot per channel, nothing more')
+})
+
+t.test('a channel read from the projections updates once per committed group, with the last position; the others once per event', async t => {
+  const service = await startService(t)
+  const owner = await createUser(service)
+  const host = await registerHost(service, owner)
+  const stream = `host-${host.id}`
+  const dashboard = await openDevice(t, service, host.id, host.token)
+  await subscribe(t, dashboard, ['history', 'metrics'])
+
+  // Two reports committed together, as group commit does under load.
+  const [first, second] = await service.app.store.transact(tx => tx.append(stream, [
+    { type: 'MetricsReported', data: { device_identifier: host.id, ...metrics(1) } },
+    { type: 'MetricsReported', data: { device_identifier: host.id, ...metrics(2) } }
+  ], { metadata: { actor: 'test', correlation_id: randomUUID() } }))
+  const updates = await drain(dashboard)
+  const history = updates.filter(u => u.type === 'history')
+  t.equal(history.length, 1, 'one history update for the group')
+  t.equal(history[0]?.position, second!.position, 'with the position of its last report: the data it shows')
+  t.strictSame(history[0]?.data.cpu.map((p: any) => p.value), [1, 2], 'both points')
+  t.strictSame(updates.filter(u => u.type === 'metrics'), [
+    { type: 'metrics', data: metrics(1), position: first!.position },
+    { type: 'metrics', data: metrics(2), position: second!.position }
+  ], 'metrics: each report as the agent sent it, with its own position')
 })
 
 t.test('bad host reports are rejected and recorded; the agent stays connected and the channels quiet', async t => {
@@ -457,21 +481,33 @@ t.test('the status channel follows the device connecting and disconnecting', asy
   t.strictSame(await drain(dashboard), [{ type: 'status', data: { online: true, last_seen: connectedAt, connected_since: connectedAt }, position: connectEvent.position }],
     'connect: online, since now, seen now')
 
-  // Reports move last_seen but are not status events: no push for them.
-  clock.advance(5_000)
-  const measured = nextEvent(service, stream, 'MeasurementsRecorded')
-  await publish(client, `measurements/${sensor.sensorId}`, { measurements: [{ revision: 0, timestamp: T0, value: { t: 1 } }] })
-  await measured
-  t.strictSame(await drain(dashboard), [], 'a measurement within 10 s of the last push pushes nothing on status')
-
-  // Once 10 s have passed, a report pushes the new last_seen (throttled, not silenced).
+  // A report moves last_seen; within 10 s of the last push it is held back, not dropped...
   clock.advance(5_000)
   const seenAt = iso(service)
+  const measured = nextEvent(service, stream, 'MeasurementsRecorded')
+  await publish(client, `measurements/${sensor.sensorId}`, { measurements: [{ revision: 0, timestamp: T0, value: { t: 1 } }] })
+  const report = await measured
+  t.strictSame(await drain(dashboard), [], 'a report within 10 s of the last push pushes nothing yet')
+
+  // ...and pushed when the 10 s are over, with the latest of the reports held back.
+  clock.advance(2_000)
+  const laterSeenAt = iso(service)
   const measuredLater = nextEvent(service, stream, 'MeasurementsRecorded')
   await publish(client, `measurements/${sensor.sensorId}`, { measurements: [{ revision: 0, timestamp: T0 + 1, value: { t: 2 } }] })
   const later = await measuredLater
-  t.strictSame(await drain(dashboard), [{ type: 'status', data: { online: true, last_seen: seenAt, connected_since: connectedAt }, position: later.position }],
-    'a report 10 s after the last push moves last_seen on status')
+  t.not(laterSeenAt, seenAt)
+  t.strictSame(await drain(dashboard), [], 'nor a second one')
+  clock.advance(3_000)
+  t.strictSame(await drain(dashboard), [{ type: 'status', data: { online: true, last_seen: laterSeenAt, connected_since: connectedAt }, position: later.position }],
+    '10 s after the last push: one update, the latest last_seen, its position')
+  t.ok(later.position > report.position)
+
+  // A disconnect is pushed at once, and replaces a report held back.
+  clock.advance(1_000)
+  const measuredLast = nextEvent(service, stream, 'MeasurementsRecorded')
+  await publish(client, `measurements/${sensor.sensorId}`, { measurements: [{ revision: 0, timestamp: T0 + 2, value: { t: 3 } }] })
+  await measuredLast
+  t.strictSame(await drain(dashboard), [], 'held back')
 
   clock.advance(5_000)
   const disconnectedAt = iso(service)
@@ -480,6 +516,8 @@ t.test('the status channel follows the device connecting and disconnecting', asy
   const disconnectEvent = await disconnected
   t.strictSame(await drain(dashboard), [{ type: 'status', data: { online: false, last_seen: disconnectedAt, connected_since: null }, position: disconnectEvent.position }],
     'disconnect: offline, seen at the disconnect')
+  clock.advance(10_000)
+  t.strictSame(await drain(dashboard), [], 'the report held back was replaced by the disconnect')
 
   const late = await openDevice(t, service, sensor.sensorId, sensor.token)
   const snapshot = await subscribe(t, late, ['status'])

@@ -23,7 +23,15 @@ export interface LiveChannel {
   view(event: RecordedEvent, device: RegisteredDevice, context: ChannelContext): unknown
   /** When no event of the channel exists yet. */
   empty?(device: RegisteredDevice, context: ChannelContext): unknown
-  /** At most one update per device this often, except for the listed types (always pushed). */
+  /**
+   * The view reads the projections, which hold a whole committed group by the time it is
+   * pushed: one update per group then, with the position of the group's last such event.
+   */
+  readsProjections?: boolean
+  /**
+   * At most one update per device this often, except for the listed types (always pushed at
+   * once); an update held back is pushed when the interval ends.
+   */
   throttle?: { ms: number, except: readonly EventType[] }
 }
 
@@ -38,6 +46,15 @@ function status (device: RegisteredDevice, { registry, devices }: ChannelContext
   return { online: presence.online, last_seen: registry.lastSeen(device.stream_id), connected_since: presence.online ? presence.since : null }
 }
 
+function history (device: RegisteredDevice, { hosts }: ChannelContext) {
+  const points = hosts.history(device.device_id, HISTORY_POINTS)
+  return {
+    cpu: points.map(p => ({ time: chartTime(p.recorded_at), value: Math.round(p.cpu_usage) })),
+    memory: points.map(p => ({ time: chartTime(p.recorded_at), used: Math.round(p.memory_usage / MiB), available: Math.round((p.memory_total - p.memory_usage) / MiB) })),
+    network: points.map(p => ({ time: chartTime(p.recorded_at), download: p.network_rx, upload: p.network_tx }))
+  }
+}
+
 export const liveChannels: readonly LiveChannel[] = [
   {
     // Connects and disconnects are pushed at once; the device's reports move last_seen, and
@@ -46,6 +63,7 @@ export const liveChannels: readonly LiveChannel[] = [
     types: SEEN_TYPES,
     view: (_e, device, context) => status(device, context),
     empty: status,
+    readsProjections: true,
     throttle: { ms: 10_000, except: ['DeviceConnected', 'DeviceDisconnected'] }
   },
   {
@@ -66,6 +84,7 @@ export const liveChannels: readonly LiveChannel[] = [
   {
     name: 'configuration',
     types: ['SensorRegistered', 'SensorConfigurationRevised', 'ConfigurationAcknowledged'],
+    readsProjections: true,
     view: (_e, device, { sensors }) => {
       const sensor = sensors.sensor(device.device_id)
       const revision = sensor === undefined ? undefined : sensors.configuration(sensor.sensor_id, sensor.revision)
@@ -86,13 +105,18 @@ export const liveChannels: readonly LiveChannel[] = [
   {
     name: 'history',
     types: ['MetricsReported'],
-    view: (_e, device, { hosts }) => {
-      const points = hosts.history(device.device_id, HISTORY_POINTS)
-      return {
-        cpu: points.map(p => ({ time: chartTime(p.recorded_at), value: Math.round(p.cpu_usage) })),
-        memory: points.map(p => ({ time: chartTime(p.recorded_at), used: Math.round(p.memory_usage / MiB), available: Math.round((p.memory_total - p.memory_usage) / MiB) })),
-        network: points.map(p => ({ time: chartTime(p.recorded_at), download: p.network_rx, upload: p.network_tx }))
-      }
+    readsProjections: true,
+    view: (_e, device, context) => history(device, context),
+    empty: history
+  },
+  {
+    // The reference's own dashboard subscribes to it: each metrics report as the agent sent it.
+    name: 'metrics',
+    types: ['MetricsReported'],
+    view: e => {
+      if (e.type !== 'MetricsReported') return undefined
+      const { device_identifier: _, ...metrics } = e.data
+      return metrics
     }
   },
   /** Every event of the device's stream as it commits (no snapshot): for views that re-read an API. */

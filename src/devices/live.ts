@@ -2,10 +2,11 @@ import type { WebSocket } from 'ws'
 import { z } from 'zod'
 import type { Clock } from '../clock.ts'
 import { Audiences } from '../live/audiences.ts'
+import { LatestEvery } from '../live/latest-every.ts'
 import { sendBounded } from '../live/websocket.ts'
 import type { EventStore } from '../store/event-store.ts'
 import type { RecordedEvent } from '../store/recorded-event.ts'
-import { channelByName, channelsByType, everyEvent, type ChannelContext, type LiveChannel } from './live-channels.ts'
+import { channelByName, channelsByType, everyEvent, liveChannels, type ChannelContext, type LiveChannel } from './live-channels.ts'
 import type { RegisteredDevice } from './registry.ts'
 
 const ClientMessage = z.discriminatedUnion('type', [
@@ -27,8 +28,6 @@ interface Client {
  */
 export function createDeviceLive (store: EventStore, clock: Clock, context: ChannelContext) {
   const byStream = new Audiences<Client>()
-  /** When each throttled channel of each watched stream last pushed. */
-  const lastPush = new Map<string, number>()
   const send = (client: Client, message: unknown) => sendBounded(client.socket, JSON.stringify(message))
 
   function snapshot (client: Client, channel: LiveChannel) {
@@ -38,26 +37,36 @@ export function createDeviceLive (store: EventStore, clock: Clock, context: Chan
     send(client, { type: channel.name, data, position })
   }
 
+  /** The update `event` makes to `channel`, to each of the stream's clients that subscribed to it. */
+  function push (channel: LiveChannel, event: RecordedEvent) {
+    const listeners = [...byStream.of(event.stream_id) ?? []].filter(client => client.channels.has(channel.name))
+    if (listeners.length === 0) return
+    // Serialised once per update, whatever the number of clients.
+    const text = JSON.stringify({ type: channel.name, data: channel.view(event, listeners[0]!.device, context), position: event.position })
+    for (const client of listeners) sendBounded(client.socket, text)
+  }
+  /** One per channel that has a throttle, keyed by stream. */
+  const throttled = new Map(liveChannels.filter(c => c.throttle !== undefined).map(channel =>
+    [channel.name, new LatestEvery<RecordedEvent>(clock, channel.throttle!.ms, (_stream, event) => push(channel, event))]))
+  const offer = (channel: LiveChannel, event: RecordedEvent, urgent: boolean) => {
+    const throttle = throttled.get(channel.name)
+    if (throttle === undefined) return push(channel, event)
+    if ([...byStream.of(event.stream_id) ?? []].some(client => client.channels.has(channel.name))) throttle.offer(event.stream_id, event, urgent)
+  }
+
   const unsubscribe = store.subscribe(events => {
     if (byStream.size === 0) return
+    const latest = new Map<string, { channel: LiveChannel, event: RecordedEvent, urgent: boolean }>()
     for (const event of events) {
-      const audience = byStream.of(event.stream_id)
-      if (audience === undefined) continue
+      if (byStream.of(event.stream_id) === undefined) continue
       for (const channel of [...(channelsByType.get(event.type) ?? []), everyEvent]) {
-        if (channel.throttle !== undefined && !channel.throttle.except.includes(event.type)) {
-          const key = `${event.stream_id}:${channel.name}`
-          if (clock.now() - (lastPush.get(key) ?? -Infinity) < channel.throttle.ms) continue
-        }
-        if (channel.throttle !== undefined) lastPush.set(`${event.stream_id}:${channel.name}`, clock.now())
-        let text: string | undefined
-        for (const client of audience) {
-          if (!client.channels.has(channel.name)) continue
-          // Serialised once per event and channel, whatever the number of clients.
-          text ??= JSON.stringify({ type: channel.name, data: channel.view(event as RecordedEvent, client.device, context), position: event.position })
-          sendBounded(client.socket, text)
-        }
+        const urgent = channel.throttle?.except.includes(event.type) ?? false
+        if (channel.readsProjections !== true) { offer(channel, event, urgent); continue }
+        const key = `${event.stream_id}:${channel.name}`
+        latest.set(key, { channel, event, urgent: urgent || (latest.get(key)?.urgent ?? false) })
       }
     }
+    for (const { channel, event, urgent } of latest.values()) offer(channel, event, urgent)
   })
 
   function onMessage (client: Client, raw: string) {
@@ -92,14 +101,13 @@ export function createDeviceLive (store: EventStore, clock: Clock, context: Chan
       socket.on('message', (raw, isBinary) => onMessage(client, isBinary ? '' : raw.toString()))
       socket.on('close', () => {
         leave()
-        if (byStream.of(device.stream_id) === undefined) {
-          for (const key of lastPush.keys()) if (key.startsWith(`${device.stream_id}:`)) lastPush.delete(key)
-        }
+        if (byStream.of(device.stream_id) === undefined) for (const throttle of throttled.values()) throttle.forget(key => key === device.stream_id)
       })
       send(client, { type: 'connected', data: { deviceUuid: device.device_id, timestamp: new Date(clock.now()).toISOString() } })
     },
     close () {
       unsubscribe()
+      for (const throttle of throttled.values()) throttle.clear()
       for (const client of byStream.members()) client.socket.close(1001, 'service stopping')
       byStream.clear()
     }

@@ -1,12 +1,13 @@
 import type { WebSocket } from 'ws'
 import type { Clock } from '../clock.ts'
 import { Audiences } from '../live/audiences.ts'
+import { LatestEvery } from '../live/latest-every.ts'
 import { sendBounded } from '../live/websocket.ts'
 import type { EventStore } from '../store/event-store.ts'
 import type { DeviceQueries } from './projections.ts'
 import { SEEN_TYPES, type RegisteredDevice, type RegistryQueries } from './registry.ts'
 
-/** Reports move last_seen; per device, at most one push this often (connects and disconnects at once). */
+/** Reports move last_seen; per device, at most one push this often, the last held back until then (connects and disconnects at once). */
 const SEEN_THROTTLE_MS = 10_000
 const seen = new Set<string>(SEEN_TYPES)
 
@@ -17,35 +18,45 @@ const seen = new Set<string>(SEEN_TYPES)
  */
 export function createNetworkPresence (store: EventStore, clock: Clock, registry: RegistryQueries, devices: DeviceQueries) {
   const byNetwork = new Audiences<WebSocket>()
-  const lastPush = new Map<string, number>()
 
   const statusOf = (device: RegisteredDevice) => {
     const presence = devices.presence(device.stream_id)
     return { id: device.device_id, kind: device.kind, online: presence.online, last_seen: registry.lastSeen(device.stream_id), connected_since: presence.online ? presence.since : null }
   }
+  const push = (device: RegisteredDevice, position: number) => {
+    const audience = byNetwork.of(device.network_id)
+    if (audience === undefined) return
+    const text = JSON.stringify({ type: 'status', data: statusOf(device), position })
+    for (const socket of audience) sendBounded(socket, text)
+  }
+  const throttle = new LatestEvery<{ device: RegisteredDevice, position: number }>(clock, SEEN_THROTTLE_MS, (_stream, { device, position }) => push(device, position))
 
   const unsubscribe = store.subscribe(events => {
     if (byNetwork.size === 0) return
+    // The status reads the projections, which hold the whole group: one update per device and group.
+    const latest = new Map<string, { device: RegisteredDevice, position: number, urgent: boolean }>()
     for (const event of events) {
       if (!seen.has(event.type)) continue
       const device = registry.deviceOfStream(event.stream_id)
-      const audience = device === undefined ? undefined : byNetwork.of(device.network_id)
-      if (device === undefined || audience === undefined) continue
-      const change = event.type === 'DeviceConnected' || event.type === 'DeviceDisconnected'
-      if (!change && clock.now() - (lastPush.get(device.stream_id) ?? -Infinity) < SEEN_THROTTLE_MS) continue
-      lastPush.set(device.stream_id, clock.now())
-      const text = JSON.stringify({ type: 'status', data: statusOf(device), position: event.position })
-      for (const socket of audience) sendBounded(socket, text)
+      if (device === undefined || byNetwork.of(device.network_id) === undefined) continue
+      const urgent = event.type === 'DeviceConnected' || event.type === 'DeviceDisconnected'
+      latest.set(event.stream_id, { device, position: event.position, urgent: urgent || (latest.get(event.stream_id)?.urgent ?? false) })
     }
+    for (const [stream, { device, position, urgent }] of latest) throttle.offer(stream, { device, position }, urgent)
   })
 
   return {
     join (networkId: string, socket: WebSocket) {
-      socket.on('close', byNetwork.join(networkId, socket))
+      const leave = byNetwork.join(networkId, socket)
+      socket.on('close', () => {
+        leave()
+        if (byNetwork.of(networkId) === undefined) throttle.forget(stream => registry.deviceOfStream(stream)?.network_id === networkId)
+      })
       sendBounded(socket, JSON.stringify({ type: 'snapshot', data: registry.devicesOf(networkId).map(statusOf), position: store.headPosition }))
     },
     close () {
       unsubscribe()
+      throttle.clear()
       for (const socket of byNetwork.members()) socket.close(1001, 'service stopping')
       byNetwork.clear()
     }
