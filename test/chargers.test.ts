@@ -667,3 +667,22 @@ t.test('a charger that stops answering pings is cut off and recorded as disconne
   t.equal(alive.ws.readyState, alive.ws.OPEN, 'the healthy one is still connected')
   t.equal((await http(service, 'GET', '/api/v1/devices/c-alive', { token: owner.token })).body.online, true)
 })
+
+t.test('a stop records the end of every charger WebSocket before the log closes; the next start finds none open', async t => {
+  const first = await startService(t)
+  const owner = await createOwner(first)
+  const pair = await registerPair(first, owner, 'c1', 'w1')
+  const charger = await connectCharger(t, first, pair)
+  const widget = await connectWidget(t, first, pair)
+  const closed = new Promise<number>(resolve => charger.ws.once('close', code => resolve(code)))
+  await first.close()
+  t.ok([1001, 1006].includes(await closed), 'the charger socket is closed')
+  t.equal(widget.ws.readyState === WebSocket.CLOSED || widget.ws.readyState === WebSocket.CLOSING, true, 'the widget too')
+
+  const second = await startService(t, { dir: first.dir })
+  const ends = eventsOf(second, 'c1', 'DeviceDisconnected')
+  t.equal(ends.length, 1, 'one end, recorded at the stop, none added at the next start')
+  t.match(ends[0]!.data, { client_id: (charger.connected.data as any).client_id, reason: 'service_stopped', detail: 'the service stopped and closed the connection' })
+  const device = await http(second, 'GET', '/api/v1/devices/c1', { token: owner.token })
+  t.match(device.body, { id: 'c1', online: false, connected_since: null })
+})

@@ -54,6 +54,8 @@ const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async funct
 
   const answered = new WeakMap<WebSocket, boolean>()
   const timedOut = new WeakSet<WebSocket>()
+  /** Each open charger socket's stream and client id: a stop records their end before the log closes. */
+  const open = new Map<WebSocket, { streamId: string, clientId: string, chargerId: string }>()
   const track = (audiences: Audiences<WebSocket>, key: string, socket: WebSocket) => {
     answered.set(socket, true)
     socket.on('pong', () => answered.set(socket, true))
@@ -83,6 +85,11 @@ const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async funct
   app.addHook('preClose', async () => {
     heartbeat.cancel()
     unsubscribe()
+    const ending = [...open.values()]
+    open.clear()
+    await Promise.all(ending.map(({ streamId, clientId, chargerId }) => app.store.append(streamId, [{
+      type: 'DeviceDisconnected', data: { client_id: clientId, reason: 'service_stopped', detail: 'the service stopped and closed the connection' }
+    }], { metadata: { actor: `charger:${chargerId}`, correlation_id: randomUUID() } }).catch(error => app.log.warn({ err: error, chargerId }, 'could not record a charger event'))))
     for (const socket of [...widgets.members(), ...connections.members()]) socket.close(1001, 'service stopping')
   })
 
@@ -96,8 +103,11 @@ const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async funct
     const metadata = (): Metadata => ({ actor: `charger:${chargerId}`, correlation_id: randomUUID() })
     const failed = (error: unknown) => request.log.warn({ err: error, chargerId }, 'could not record a charger event')
     track(connections, chargerId, socket)
+    open.set(socket, { streamId, clientId, chargerId })
     app.store.append(streamId, [{ type: 'DeviceConnected', data: { client_id: clientId } }], { metadata: metadata() }).catch(failed)
     socket.on('close', () => {
+      // Not open any more: the stop has recorded its end already.
+      if (!open.delete(socket)) return
       const ended = timedOut.has(socket)
         ? { reason: 'keepalive_timeout' as const, detail: `no answer to a ping within ${HEARTBEAT_MS / 1000} s` }
         : { reason: 'closed' as const, detail: 'the WebSocket closed' }
