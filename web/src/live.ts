@@ -1,8 +1,14 @@
 import { useEffect, useRef, useState } from 'preact/hooks'
-import { wsUrl } from './api.ts'
+import { api, wsUrl } from './api.ts'
 
 // Live views ride on the APIs' WebSockets. A lost connection is shown ("reconnecting") and is
 // opened again by itself, with a growing pause (0.5 s, 1 s, 2 s ... at most 10 s).
+// A browser does not tell why an upgrade was refused: a socket that closes before it ever opened
+// has the token checked with a cheap HTTP call, whose 401 (revoked or expired) logs out as every
+// other 401 does (api() clears the session and shows the login form).
+
+/** Does the token still work? On 401 api() itself logs out; anything else (down, offline): keep trying. */
+const checkToken = () => api('GET', '/networks').then(() => undefined, () => undefined)
 
 const down = new Set<object>()
 const watchers = new Set<(reconnecting: boolean) => void>()
@@ -41,7 +47,9 @@ export function useLive (path: string | null, handlers: LiveHandlers, params: Re
     const open = () => {
       socket = new WebSocket(wsUrl(path, params))
       const ws = socket
+      let opened = false
       ws.onopen = () => {
+        opened = true
         pause = 500
         setDown(identity, false)
         latest.current.onOpen?.(message => ws.send(JSON.stringify(message)))
@@ -50,6 +58,7 @@ export function useLive (path: string | null, handlers: LiveHandlers, params: Re
       ws.onclose = () => {
         if (stopped) return
         setDown(identity, true)
+        if (!opened) void checkToken()
         timer = setTimeout(open, pause)
         pause = Math.min(pause * 2, 10_000)
       }

@@ -1,3 +1,4 @@
+import { Fragment } from 'preact'
 import { useState } from 'preact/hooks'
 import { Chart } from '../chart.tsx'
 import { useLive } from '../live.ts'
@@ -30,7 +31,7 @@ export function HostView ({ device }: { device: Device }) {
       <article>
         <h2>System</h2>
         {info === null ? <p>No report yet.</p> : (
-          <dl class="info">{Object.entries(info).map(([k, v]) => <><dt key={k}>{k}</dt><dd>{String(v)}</dd></>)}</dl>
+          <dl class="info">{Object.entries(info).map(([k, v]) => <Fragment key={k}><dt>{k}</dt><dd>{String(v)}</dd></Fragment>)}</dl>
         )}
       </article>
       <article>

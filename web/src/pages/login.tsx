@@ -9,6 +9,9 @@ export function LoginPage () {
 
   const submit = (path: '/authentication' | '/users') => async (event: Event) => {
     event.preventDefault()
+    // Sign up is a plain button: the form's own checks (required, minLength) run only on a submit.
+    const target = event.currentTarget
+    if (target instanceof HTMLButtonElement && target.form?.reportValidity() === false) return
     setError(null)
     try {
       const result = await api<{ access_token: string }>('POST', path, { username, password })

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState } from 'preact/hooks'
-import { api, when } from '../api.ts'
+import { api } from '../api.ts'
 import { Chart } from '../chart.tsx'
 import { useLive } from '../live.ts'
 import type { Device } from './network.tsx'
@@ -10,7 +10,12 @@ interface Aggregate { severity: string, subject: string, count: number, min_crea
 interface Configuration { revision: number, configuration: unknown, acknowledged: boolean, acknowledged_at: number | null, success: boolean | null }
 
 const MAX_POINTS = 500
-const seconds = (t: number) => new Date(t * 1000).toLocaleString()
+/** A device's Unix seconds as local time; never throws (a device may send anything, e.g. microseconds). */
+const seconds = (t: number | null | undefined) => {
+  if (t === null || t === undefined) return '—'
+  const date = new Date(t * 1000)
+  return Number.isNaN(date.getTime()) ? `invalid time (${t})` : date.toLocaleString()
+}
 /**
  * `list` and what of `incoming` it does not hold yet. A (re)subscription's snapshot repeats the
  * latest batch, and a re-read may overlap the live updates: neither may count anything twice.
@@ -27,6 +32,8 @@ export function SensorView ({ device }: { device: Device }) {
   const [measurements, setMeasurements] = useState<Measurement[]>([])
   const [logs, setLogs] = useState<LogEntry[]>([])
   const [newestLogs, setNewestLogs] = useState(true)
+  // A direction whose last page came back empty: nothing more that way (until the logs move).
+  const [exhausted, setExhausted] = useState({ previous: false, next: false })
   const [aggregates, setAggregates] = useState<Aggregate[]>([])
   const [configuration, setConfiguration] = useState<Configuration | null>(null)
   const [draft, setDraft] = useState('')
@@ -49,6 +56,7 @@ export function SensorView ({ device }: { device: Device }) {
       if (m.type === 'measurements' && m.position !== null) setMeasurements(list => withNew(list, m.data).slice(-MAX_POINTS))
       if (m.type === 'logs' && m.position !== null) {
         if (newestLogs) setLogs(list => withNew(list, m.data).slice(-100))
+        else setExhausted(was => ({ ...was, next: false }))
         void loadAggregates()
       }
       if (m.type === 'configuration' && m.data !== null) {
@@ -71,9 +79,15 @@ export function SensorView ({ device }: { device: Device }) {
   const page = (direction: 'previous' | 'next') => {
     const edge = direction === 'previous' ? logs[0] : logs.at(-1)
     if (edge === undefined) return
-    setNewestLogs(false)
-    void loadLogs(`?creation_timestamp=${edge.creation_timestamp}&direction=${direction}`)
+    void api<LogEntry[]>('GET', `/sensors/${id}/logs?creation_timestamp=${edge.creation_timestamp}&direction=${direction}`).then(read => {
+      // An empty page: stay on this one, and say there is nothing further that way.
+      if (read.length === 0) return setExhausted(was => ({ ...was, [direction]: true }))
+      setNewestLogs(false)
+      setExhausted({ previous: false, next: false })
+      setLogs(read)
+    })
   }
+  const latest = () => { setNewestLogs(true); setExhausted({ previous: false, next: false }); void loadLogs() }
   const save = async (event: Event) => {
     event.preventDefault()
     setMessage(null)
@@ -104,9 +118,9 @@ export function SensorView ({ device }: { device: Device }) {
           </tbody>
         </table>
         <div class="row">
-          <button type="button" onClick={() => page('previous')} disabled={logs.length === 0}>Older</button>
-          <button type="button" onClick={() => page('next')} disabled={logs.length === 0}>Newer</button>
-          <button type="button" class="secondary" onClick={() => { setNewestLogs(true); void loadLogs() }}>Latest</button>
+          <button type="button" onClick={() => page('previous')} disabled={logs.length === 0 || exhausted.previous}>Older</button>
+          <button type="button" onClick={() => page('next')} disabled={logs.length === 0 || exhausted.next}>Newer</button>
+          <button type="button" class="secondary" onClick={latest}>Latest</button>
         </div>
         <h3>Aggregates</h3>
         <table class="aggregates">
@@ -119,7 +133,7 @@ export function SensorView ({ device }: { device: Device }) {
         {configuration === null ? <p>Loading…</p> : (
           <p data-testid="configuration-state">
             Revision {configuration.revision}: {configuration.acknowledged
-              ? `acknowledged ${when(new Date((configuration.acknowledged_at ?? 0) * 1000).toISOString())}${configuration.success === false ? ' (failed)' : ''}`
+              ? `acknowledged ${seconds(configuration.acknowledged_at)}${configuration.success === false ? ' (failed)' : ''}`
               : 'not acknowledged yet'}
           </p>
         )}

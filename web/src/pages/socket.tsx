@@ -4,7 +4,7 @@ import { useLive } from '../live.ts'
 import type { Device } from './network.tsx'
 
 interface Instance { id: string, status: string, startTimestamp: string, stopDueTimestamp: string | null, energyKwh: number | null, duration: number | null }
-interface ServerData { isEmergencyStopped: boolean, energyToday: number, runningInstances: string[], power: 'ON' | 'OFF' | null, online: boolean }
+interface ServerData { isEmergencyStopped: boolean, energyToday: number, runningInstances: string[], power: 'ON' | 'OFF' | null, online: boolean, currentTimestamp: string }
 
 const elapsed = (since: string, now: number) => {
   const s = Math.max(0, Math.round((now - Date.parse(since)) / 1000))
@@ -20,15 +20,22 @@ export function SocketView ({ device }: { device: Device }) {
   const [busy, setBusy] = useState(false)
   const [message, setMessage] = useState<string | null>(null)
   const [failed, setFailed] = useState(false)
+  // The server's clock minus the browser's, from the latest status: elapsed times are by the server's clock.
+  const [offset, setOffset] = useState(0)
   const [now, setNow] = useState(Date.now())
 
   const refresh = async () => {
     const status = await api<ServerData>('GET', `${base}/server/status`)
+    const serverNow = Date.parse(status.currentTimestamp)
+    if (Number.isFinite(serverNow)) {
+      setOffset(serverNow - Date.now())
+      setNow(Date.now())
+    }
     setServer(status)
     setInstances(await Promise.all(status.runningInstances.map(id => api<{ instance: Instance }>('GET', `${base}/instance/${id}`).then(r => r.instance))))
   }
   useEffect(() => { void refresh() }, [device.id])
-  // Elapsed times tick in the browser; everything else changes only when the socket's events commit.
+  // Elapsed times tick in the browser (offset to the server's clock); everything else changes only when the socket's events commit.
   useEffect(() => { const timer = setInterval(() => setNow(Date.now()), 1000); return () => clearInterval(timer) }, [])
   useLive(`/api/v1/devices/${encodeURIComponent(device.id)}/ws`, {
     onOpen: send => { send({ type: 'subscribe', channels: ['events'] }); void refresh() },
@@ -63,16 +70,19 @@ export function SocketView ({ device }: { device: Device }) {
         <h2>Instances</h2>
         {instances.length === 0 ? <p>Nothing running.</p> : (
           <table class="instances">
-            <thead><tr><th>Started</th><th>Elapsed</th><th>Energy</th><th /></tr></thead>
+            <thead><tr><th>Started</th><th>Elapsed</th><th>Energy</th><th><span class="visually-hidden">Actions</span></th></tr></thead>
             <tbody>
-              {instances.map(i => (
+              {instances.map(i => {
+                const started = new Date(i.startTimestamp).toLocaleTimeString()
+                return (
                 <tr key={i.id} data-instance={i.id}>
-                  <td>{new Date(i.startTimestamp).toLocaleTimeString()}</td>
-                  <td>{elapsed(i.startTimestamp, now)}</td>
+                  <td>{started}</td>
+                  <td>{elapsed(i.startTimestamp, now + offset)}</td>
                   <td>{i.energyKwh === null ? '—' : `${i.energyKwh.toFixed(4)} kWh`}</td>
-                  <td><button type="button" disabled={busy} onClick={act('PUT', `/instance/${i.id}`)}>Stop</button></td>
+                  <td><button type="button" disabled={busy} aria-label={`Stop instance started ${started}`} onClick={act('PUT', `/instance/${i.id}`)}>Stop</button></td>
                 </tr>
-              ))}
+                )
+              })}
             </tbody>
           </table>
         )}
