@@ -284,7 +284,7 @@ t.test('too many refused messages in a minute cut the client off, recorded once'
   }
   await t.rejects(publish(client, 'cmnd/someone_else/POWER', 'ON'), /closed before the PUBACK/, 'the sixth closes the connection')
   await logSettled(service)
-  t.equal(recorded(service, stream, 'MessageRejected').length, 5)
+  t.equal(recorded(service, stream, 'MessageRejected').length, 6, 'every refused message is recorded, the one too many too')
   t.same(recorded(service, stream, 'DeviceDisconnected').map(e => [e.data.client_id, e.data.reason]), [[client.options.clientId, 'too_many_refusals']],
     'one disconnect, and no second one for the close itself')
 })
@@ -311,7 +311,7 @@ t.test('too many refused subscriptions in a minute cut the client off, recorded 
   t.equal(client.connected, true)
   await t.rejects(subscribeCode(client, 'stat/someone_else_6/#'), /closed before the SUBACK/, 'the sixth closes the connection')
   await logSettled(service)
-  t.equal(recorded(service, stream, 'SubscriptionRefused').length, 5)
+  t.equal(recorded(service, stream, 'SubscriptionRefused').length, 6, 'every refused subscription is recorded, the one too many too')
   t.same(recorded(service, stream, 'DeviceDisconnected').map(e => e.data.reason), ['too_many_refusals'])
 })
 

@@ -141,8 +141,8 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
         return
       }
       if ('reason' in outcome) {
-        if (overRefusalLimit(client)) { cutOffNow = true; return cutOff(client, tx, outcome.streamId) }
         tx.append(outcome.streamId, [rejectionEvent(client, packet.topic, payload, outcome)], { metadata })
+        if (overRefusalLimit(client)) { cutOffNow = true; cutOff(client, tx, outcome.streamId) }
         return
       }
       let events: DomainEvent[]
@@ -151,8 +151,8 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
       } catch (error) {
         if (!(error instanceof DeviceMessageRefused)) throw error
         refused = true
-        if (overRefusalLimit(client)) { cutOffNow = true; return cutOff(client, tx, outcome.streamId) }
         tx.append(outcome.streamId, [rejectionEvent(client, packet.topic, payload, error)], { metadata })
+        if (overRefusalLimit(client)) { cutOffNow = true; cutOff(client, tx, outcome.streamId) }
         return
       }
       // The device kind parsed the payload with the message schema the events are made of.
@@ -183,12 +183,13 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
     const streamId = device?.streamId ?? 'broker'
     let cutOffNow = false
     store.transact(tx => {
-      cutOffNow = overRefusalLimit(client)
-      if (cutOffNow) return cutOff(client, tx, streamId)
+      // The refusal is recorded even when it is the one too many.
       tx.append(streamId, [{
         type: 'SubscriptionRefused',
         data: { topic: subscription.topic, client_id: client.id, username: device?.username ?? null, ...refusal }
       }], { metadata: metadataFor(client) })
+      cutOffNow = overRefusalLimit(client)
+      if (cutOffNow) cutOff(client, tx, streamId)
     }).then(() => cutOffNow ? done(new Error('too many refusals')) : done(null, null), (error: unknown) => done(error as Error))
   }
 
