@@ -196,10 +196,10 @@ t.test('host: system info, processes and the three history charts, live', async 
   t.same(errors, [], 'no script error on the page')
 })
 
-t.test('audit: the verified hash chain, newest first, filtered by type', async t => {
+t.test('audit: the verified hash chain, newest first, filtered by type, live', async t => {
   const service = await startService(t, { clock: systemClock })
   const { page, errors } = await enter(service, 'auditor')
-  await register(page, 'Sensor', { Name: 'cellar' })
+  const cellar = await register(page, 'Sensor', { Name: 'cellar' })
   await page.getByRole('link', { name: 'Networks', exact: true }).click()
   await page.getByLabel('New network').fill('second')
   await page.getByRole('button', { name: 'Create network' }).click()
@@ -220,6 +220,32 @@ t.test('audit: the verified hash chain, newest first, filtered by type', async t
   t.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'long identifiers and data wrap within the page')
   await screenshot(page, 'audit')
 
+  // Live: the sensor connects and measures; its events come in at the top, with no reload.
+  const feeds: URL[] = []
+  page.on('websocket', ws => { const url = new URL(ws.url()); if (url.pathname === '/api/v1/events/ws') feeds.push(url) })
+  await page.evaluate(() => { (window as any).auditMarker = true })
+  const mqtt = await connectSensor(t, service, { sensorId: cellar.username, password: cellar.password, token: '', userId: '', networkId: '' })
+  await publish(mqtt, `measurements/${cellar.username}`, { measurements: [{ revision: 0, timestamp: Date.now() / 1000, value: { temperature: 12 } }] })
+  await shows(rows.first().locator('td:nth-child(4)'), 'MeasurementsRecorded')
+  const live = (await rows.locator('td:first-child').allTextContents()).map(Number)
+  t.same((await rows.locator('td:nth-child(4)').allTextContents()).slice(0, 2), ['MeasurementsRecorded', 'DeviceConnected'], 'the new events, newest first')
+  t.same(live.slice(2), positions, 'above the rows shown before')
+  const token = (await page.evaluate(() => sessionStorage.getItem('devicelog.token')))!
+  const since = (await http(service, 'GET', `/api/v1/events?after=${positions[0]}`, { token })).body.events as Array<{ position: number }>
+  t.same(live.slice(0, 2), since.map(e => e.position).reverse(), 'exactly what the feed has after them: none missed')
+  t.equal(await page.evaluate(() => (window as any).auditMarker), true, 'the page was not reloaded')
+  await screenshot(page, 'audit-live')
+
+  // A dropped connection comes back by itself, from the newest row shown: nothing missed, nothing twice.
+  for (const client of service.app.websocketServer.clients) client.terminate()
+  await publish(mqtt, `measurements/${cellar.username}`, { measurements: [{ revision: 0, timestamp: Date.now() / 1000, value: { temperature: 12.5 } }] })
+  await rows.nth(live.length).waitFor()
+  const shown = (await rows.locator('td:first-child').allTextContents()).map(Number)
+  const feed = (await http(service, 'GET', `/api/v1/events?order=desc&limit=${shown.length}`, { token })).body.events as Array<{ position: number }>
+  t.same(shown, feed.map(e => e.position), 'the rows are the newest of the feed, each once')
+  await page.getByText('Connection lost: reconnecting…').waitFor({ state: 'detached' })
+  t.equal(feeds.at(-1)?.searchParams.get('after'), String(live[0]), 'it reconnected from the newest row shown')
+
   await page.getByLabel('Type').fill('NetworkCreated')
   await page.getByRole('button', { name: 'Filter' }).click()
   await page.waitForFunction(() => {
@@ -228,6 +254,13 @@ t.test('audit: the verified hash chain, newest first, filtered by type', async t
   })
   t.equal(await rows.count(), 2, 'only the two NetworkCreated events')
   await screenshot(page, 'audit-filtered')
+
+  // The filtered view is live too: a measurement does not show, a network created elsewhere does.
+  await publish(mqtt, `measurements/${cellar.username}`, { measurements: [{ revision: 0, timestamp: Date.now() / 1000, value: { temperature: 13 } }] })
+  t.equal((await http(service, 'POST', '/networks', { token, body: { network_name: 'third' } })).status, 201)
+  await rows.nth(2).waitFor()
+  t.same(await rows.locator('td:nth-child(4)').allTextContents(), ['NetworkCreated', 'NetworkCreated', 'NetworkCreated'], 'only the new NetworkCreated came in, at the top')
+  t.equal(await page.evaluate(() => (window as any).auditMarker), true, 'still without a reload')
 
   // By device: the sensor's own stream only.
   await page.getByLabel('Type').fill('')

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { Detail } from '../http/schemas.ts'
 import { verifyChainInSteps } from '../store/verify.ts'
+import { auditView, createAuditLive } from './live.ts'
 import { auditQueries } from './stream-access.ts'
 
 const AuditEvent = z.object({
@@ -9,9 +10,11 @@ const AuditEvent = z.object({
   recorded_at: z.string(), data: z.unknown(), metadata: z.unknown(), hash: z.string()
 })
 
-/** GET /api/v1/events: the audit feed, keyset by position, limited to what the caller may see. */
+/** GET /api/v1/events: the audit feed, keyset by position, limited to what the caller may see; live on its WebSocket. */
 const auditRoutes: FastifyPluginAsyncZod = async function (app) {
   const audit = auditQueries(app.store.db)
+  const live = createAuditLive(app.store, audit)
+  app.addHook('preClose', async () => { live.close() })
   app.get('/api/v1/events', {
     onRequest: app.requireUser,
     schema: {
@@ -27,10 +30,22 @@ const auditRoutes: FastifyPluginAsyncZod = async function (app) {
       response: { 200: z.object({ events: z.array(AuditEvent), next_after: z.number() }), 400: Detail, 401: Detail }
     }
   }, async request => {
-    const events = audit.eventsFor(request.userId, request.query).map(event =>
-      // The scrypt hash is the user's secret even if it cannot be reversed cheaply.
-      event.type === 'UserRegistered' ? { ...event, data: { ...event.data, password_hash: '[redacted]' } } : event)
+    const events = audit.eventsFor(request.userId, request.query).map(auditView)
     return { events, next_after: request.query.order === 'asc' ? events.at(-1)?.position ?? request.query.after : request.query.after }
+  })
+
+  // The same feed, pushed as each event commits: `{"type": "event", "data": <event as above>}`. `after`
+  // first replays what is visible past it (a reconnecting client misses nothing), by pages of 1000.
+  // Authenticated before the upgrade, so a refusal is a plain HTTP 401 (or 400 for a bad query).
+  app.get('/api/v1/events/ws', {
+    websocket: true,
+    onRequest: app.requireUser,
+    schema: {
+      querystring: z.object({ after: z.coerce.number().int().min(0).optional(), stream: z.string().optional(), type: z.string().optional() }),
+      response: { 400: Detail, 401: Detail }
+    }
+  }, (socket, request) => {
+    live.join(socket, request.userId, request.query)
   })
 
   // The hash chain of the whole log, as `devicelog verify` walks it: the console shows the result.

@@ -1,33 +1,78 @@
-import { useEffect, useState } from 'preact/hooks'
+import { useEffect, useRef, useState } from 'preact/hooks'
 import { api, when } from '../api.ts'
+import { useLive, useReconnecting } from '../live.ts'
 
 interface AuditEvent { position: number, stream_id: string, type: string, recorded_at: string, data: unknown, metadata: { actor?: string } }
 type Verification = { ok: true, count: number, head: string } | { ok: false, position: number, reason: string }
+interface Filter { stream: string, type: string }
 
 const PAGE = 50
+/** The newest page grows as events arrive; past this many rows the oldest go ("Older" pages back to them). */
+const MAX_ROWS = 500
 
-/** The event log, newest first, filtered by device stream and type, with the hash chain's verification. */
+const matches = (event: AuditEvent, filter: Filter) =>
+  (filter.stream === '' || event.stream_id === filter.stream) && (filter.type === '' || event.type === filter.type)
+
+/**
+ * The event log, newest first, filtered by device stream and type, with the hash chain's verification.
+ * The newest page is live: /api/v1/events/ws pushes each new event that passes the filter, and
+ * `after` (the newest event shown) has a reconnect send what was missed meanwhile.
+ */
 export function AuditPage () {
   const [events, setEvents] = useState<AuditEvent[]>([])
   const [stream, setStream] = useState('')
   const [type, setType] = useState('')
+  /** The filter of the rows shown (the inputs may have been edited since). */
+  const [applied, setApplied] = useState<Filter>({ stream: '', type: '' })
   const [before, setBefore] = useState<number[]>([])
+  /** What the live connection follows: the newest page's filter, from `after`; null on older pages. */
+  const [live, setLive] = useState<(Filter & { after: number }) | null>(null)
   const [verification, setVerification] = useState<Verification | null>(null)
   const [devices, setDevices] = useState<Array<{ id: string, kind: string, name: string }>>([])
   const [error, setError] = useState<string | null>(null)
+  const loads = useRef(0)
 
-  const load = async (until?: number) => {
+  const load = async (filter: Filter, until?: number) => {
     const query = new URLSearchParams({ order: 'desc', limit: String(PAGE) })
     if (until !== undefined) query.set('before', String(until))
-    if (stream !== '') query.set('stream', stream)
-    if (type !== '') query.set('type', type)
-    try { setEvents((await api<{ events: AuditEvent[] }>('GET', `/api/v1/events?${query}`)).events) } catch (e) { setError((e as Error).message) }
+    if (filter.stream !== '') query.set('stream', filter.stream)
+    if (filter.type !== '') query.set('type', filter.type)
+    const id = ++loads.current
+    setApplied(filter)
+    try {
+      const page = (await api<{ events: AuditEvent[] }>('GET', `/api/v1/events?${query}`)).events
+      if (id !== loads.current) return // a later load (another filter or page) answers for the page
+      setError(null)
+      setEvents(page)
+      setLive(until === undefined ? { ...filter, after: page[0]?.position ?? 0 } : null)
+    } catch (e) { setError((e as Error).message) }
   }
   useEffect(() => {
-    void load()
+    void load(applied)
     api<Verification>('GET', '/api/v1/verify').then(setVerification, () => undefined)
     api<Array<{ id: string, kind: string, name: string }>>('GET', '/api/v1/devices').then(setDevices, () => undefined)
   }, [])
+
+  useLive(live === null ? null : '/api/v1/events/ws', {
+    onMessage: message => {
+      if (message.type !== 'event' || live === null) return
+      const event = message.data as AuditEvent
+      if (!matches(event, live)) return
+      // Newer than every row only: a reconnect's replay and the first page may overlap.
+      setEvents(shown => event.position > (shown[0]?.position ?? 0) ? [event, ...shown].slice(0, MAX_ROWS) : shown)
+    }
+  }, live === null ? {} : {
+    after: String(live.after),
+    ...(live.stream === '' ? {} : { stream: live.stream }),
+    ...(live.type === '' ? {} : { type: live.type })
+  })
+  // useLive reconnects with the parameters it was given: once the connection is lost, move `after`
+  // up to the newest row, so the reconnect sends only what this page has not shown.
+  const reconnecting = useReconnecting()
+  const newest = events[0]?.position
+  useEffect(() => {
+    if (reconnecting && live !== null && newest !== undefined && newest > live.after) setLive({ ...live, after: newest })
+  }, [reconnecting])
 
   return (
     <section>
@@ -37,7 +82,7 @@ export function AuditPage () {
           : verification.ok ? `Hash chain verified: ${verification.count} events, head ${verification.head.slice(0, 16)}…`
             : `Hash chain broken at position ${verification.position}: ${verification.reason}`}
       </p>
-      <form class="row" onSubmit={e => { e.preventDefault(); setBefore([]); void load() }}>
+      <form class="row" onSubmit={e => { e.preventDefault(); setBefore([]); void load({ stream, type }) }}>
         {/* A device's stream is `<kind>-<id>`. */}
         <label>Device
           <select name="device" value={stream} onChange={e => setStream(e.currentTarget.value)}>
@@ -64,8 +109,8 @@ export function AuditPage () {
         </tbody>
       </table>
       <div class="row">
-        <button type="button" disabled={before.length === 0} onClick={() => { const pages = before.slice(0, -1); setBefore(pages); void load(pages.at(-1)) }}>Newer</button>
-        <button type="button" disabled={events.length < PAGE} onClick={() => { const edge = events.at(-1)!.position; setBefore([...before, edge]); void load(edge) }}>Older</button>
+        <button type="button" disabled={before.length === 0} onClick={() => { const pages = before.slice(0, -1); setBefore(pages); void load(applied, pages.at(-1)) }}>Newer</button>
+        <button type="button" disabled={events.length < PAGE} onClick={() => { const edge = events.at(-1)!.position; setBefore([...before, edge]); void load(applied, edge) }}>Older</button>
       </div>
     </section>
   )
