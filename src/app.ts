@@ -75,7 +75,7 @@ async function app (instance: FastifyInstance, { config, clock }: AppOptions) {
   await app.register(sensors, { summaryIntervalSeconds: config.STREAM_SUMMARY_INTERVAL_SECONDS })
   await app.register(sockets, { replyTimeoutMs: config.SOCKET_REPLY_TIMEOUT_MS, defaultTopic: config.SOCKET_TOPIC })
   await app.register(irrigation, { defaultZone: config.IRRIGATION_ZONE, rootIsPublic: config.IRRIGATION_PUBLIC })
-  await app.register(chargers, { maxRate: config.CHARGER_MAX_RATE })
+  await app.register(chargers, { maxRate: config.CHARGER_MAX_RATE, maxRefusalsPerMinute: config.MQTT_MAX_REFUSALS_PER_MINUTE })
   await app.register(hosts)
   await app.register(devicesApi)
 

@@ -686,3 +686,24 @@ t.test('a stop records the end of every charger WebSocket before the log closes;
   const device = await http(second, 'GET', '/api/v1/devices/c1', { token: owner.token })
   t.match(device.body, { id: 'c1', online: false, connected_since: null })
 })
+
+t.test('the refusal policy holds on the WebSocket too: a refusal keeps the connection, too many in a minute cut it off, recorded once', async t => {
+  const service = await startService(t, { env: { MQTT_MAX_REFUSALS_PER_MINUTE: '3' } })
+  const owner = await createOwner(service)
+  const pair = await registerPair(service, owner, 'c1', 'w1')
+  const charger = await connectCharger(t, service, pair)
+  const closed = new Promise<{ code: number, reason: string }>(resolve => charger.ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })))
+
+  t.match(await send(service, charger, 'c1', 'not json'), { type: 'MessageRejected', data: { reason: 'invalid_json' } }, 'refusal 1')
+  t.match(await send(service, charger, 'c1', reading(101)), { type: 'MessageRejected', data: { reason: 'invalid_payload' } }, 'refusal 2')
+  await accepted(t, service, charger, 'c1', 50)
+  t.match(await send(service, charger, 'c1', reading(51)), { type: 'MessageRejected', data: { reason: 'rate_exceeded' } }, 'refusal 3: the rate counts as a refusal')
+  t.equal(charger.ws.readyState, WebSocket.OPEN, 'three refusals within the minute: still connected')
+
+  const cutOff = committed(service, e => e.type === 'DeviceDisconnected' && e.stream_id === streamOf('c1'))
+  t.match(await send(service, charger, 'c1', '{}'), { type: 'MessageRejected', data: { reason: 'invalid_payload' } }, 'the one too many is recorded too')
+  t.match((await cutOff).data, { client_id: charger.connected.data.client_id, reason: 'too_many_refusals', detail: 'more than 3 refusals in a minute' })
+  t.strictSame(await closed, { code: 1008, reason: 'too many refused messages' })
+  await service.app.store.transact(() => undefined)
+  t.equal(eventsOf(service, 'c1', 'DeviceDisconnected').length, 1, 'one disconnect: the close itself adds none')
+})

@@ -7,6 +7,7 @@ import { sha256 } from '../accounts/secrets.ts'
 import type { DeviceQueries } from '../devices/projections.ts'
 import type { EventStore, Transaction } from '../store/event-store.ts'
 import { DeviceMessageRefused, type ConnectedDevice, type DeviceKind, type Refusal } from './device-kind.ts'
+import { RefusalWindow } from './refusal-window.ts'
 
 export const MAX_PAYLOAD_BYTES = 256 * 1024
 const EXCERPT_BYTES = 1024
@@ -21,12 +22,11 @@ const deviceKey = Symbol('device')
 const refusalsKey = Symbol('refusals')
 /** Set once a client is cut off for refusing too much: its disconnect is already recorded. */
 const cutOffKey = Symbol('cut off')
-type DeviceClient = Client & { [deviceKey]?: ConnectedDevice, [refusalsKey]?: number[], [cutOffKey]?: boolean }
+type DeviceClient = Client & { [deviceKey]?: ConnectedDevice, [refusalsKey]?: RefusalWindow, [cutOffKey]?: boolean }
 
 /** The device an authenticated client is, for the capabilities' broker listeners. */
 export const deviceOf = (client: Client): ConnectedDevice | undefined => (client as DeviceClient)[deviceKey]
 
-const REFUSAL_WINDOW_MS = 60_000
 
 export interface DeviceBrokerOptions {
   store: EventStore
@@ -73,11 +73,8 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
    */
   function overRefusalLimit (client: Client): boolean {
     const deviceClient = client as DeviceClient
-    const now = clock.now()
-    const recent = (deviceClient[refusalsKey] ?? []).filter(at => at > now - REFUSAL_WINDOW_MS)
-    recent.push(now)
-    deviceClient[refusalsKey] = recent
-    return recent.length > maxRefusalsPerMinute
+    deviceClient[refusalsKey] ??= new RefusalWindow(clock, maxRefusalsPerMinute)
+    return deviceClient[refusalsKey].add()
   }
 
   /** Records the cut-off once; the caller's hook then fails, which makes Aedes close the client. */
@@ -87,7 +84,7 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
     deviceClient[cutOffKey] = true
     tx.append(streamId, [{
       type: 'DeviceDisconnected',
-      data: { client_id: client.id, reason: 'too_many_refusals', detail: `more than ${maxRefusalsPerMinute} refusals in a minute` }
+      data: { client_id: client.id, reason: 'too_many_refusals', detail: deviceClient[refusalsKey]!.detail }
     }], { metadata: metadataFor(client) })
   }
 

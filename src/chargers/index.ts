@@ -10,10 +10,12 @@ export { chargersProjection } from './projections.ts'
 export interface ChargersOptions {
   /** CHARGER_MAX_RATE: readings a second a charger may send; the excess is refused and recorded. */
   maxRate: number
+  /** MQTT_MAX_REFUSALS_PER_MINUTE: the refusal policy holds on the chargers' WebSocket too. */
+  maxRefusalsPerMinute: number
 }
 
 /** Wallbox chargers and their widgets: the pairs, the chargers' WebSocket and MQTT, the widgets' light. */
-export default async function chargers (app: FastifyInstance, { maxRate }: ChargersOptions) {
+export default async function chargers (app: FastifyInstance, { maxRate, maxRefusalsPerMinute }: ChargersOptions) {
   const queries = chargerQueries(app.store.db)
   const minIntervalMs = 1000 / maxRate
   app.broker.registerKind(chargerDeviceKind(queries, minIntervalMs))
@@ -23,5 +25,5 @@ export default async function chargers (app: FastifyInstance, { maxRate }: Charg
   })
   app.addHook('preClose', async () => unsubscribe())
   await app.register(chargerRoutes, { chargers: queries, registry: registryQueries(app.store.db) })
-  await app.register(chargerSockets, { chargers: queries, minIntervalMs })
+  await app.register(chargerSockets, { chargers: queries, minIntervalMs, maxRefusalsPerMinute })
 }

@@ -5,6 +5,7 @@ import { z } from 'zod'
 import { ChargerSocketMessage } from '../../events/chargers.ts'
 import type { Metadata } from '../../events/index.ts'
 import { sha256 } from '../accounts/secrets.ts'
+import { RefusalWindow } from '../broker/refusal-window.ts'
 import { Audiences } from '../live/audiences.ts'
 import { sendBounded } from '../live/websocket.ts'
 import { decideCharger, type ChargerEvent } from './decider.ts'
@@ -24,7 +25,12 @@ export interface ChargerSocketsOptions {
   chargers: ChargerQueries
   /** 1000 / CHARGER_MAX_RATE. */
   minIntervalMs: number
+  /** The refusal policy's limit (MQTT_MAX_REFUSALS_PER_MINUTE), as on MQTT. */
+  maxRefusalsPerMinute: number
 }
+
+/** Close code for a charger cut off by the refusal policy (policy violation). */
+export const CLOSE_TOO_MANY_REFUSALS = 1008
 
 const Params = z.object({ id: z.string() })
 const TokenQuery = z.object({ token: z.string().optional() })
@@ -35,7 +41,7 @@ const excerpt = (text: string) => text.slice(0, 1024)
  * and `/widgets/<id>` where its paired widget is told the charging status, at connect (if
  * known) and then only when it changes, pushed as ChargingStatusChanged commits.
  */
-const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async function (app, { chargers, minIntervalMs }) {
+const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async function (app, { chargers, minIntervalMs, maxRefusalsPerMinute }) {
   const widgets = new Audiences<WebSocket>()
   const connections = new Audiences<WebSocket>()
 
@@ -115,12 +121,21 @@ const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async funct
         .catch(failed)
     })
 
+    // The same refusal policy as on MQTT: a refusal never costs the connection, too many in a minute do.
+    const refusals = new RefusalWindow(app.clock, maxRefusalsPerMinute)
+    const refused = () => {
+      if (!refusals.add() || !open.delete(socket)) return
+      app.store.append(streamId, [{ type: 'DeviceDisconnected', data: { client_id: clientId, reason: 'too_many_refusals', detail: refusals.detail } }], { metadata: metadata() })
+        .catch(failed)
+      socket.close(CLOSE_TOO_MANY_REFUSALS, 'too many refused messages')
+    }
     const reject = (reason: 'invalid_json' | 'invalid_payload', detail: string, text: string) => {
       sendBounded(socket, JSON.stringify({ event: 'error', data: { reason, message: detail } }))
       app.store.append(streamId, [{
         type: 'MessageRejected',
         data: { topic, client_id: clientId, username: chargerId, reason, detail, payload_excerpt: excerpt(text), payload_bytes: Buffer.byteLength(text) }
       }], { metadata: metadata() }).catch(failed)
+      refused()
     }
 
     socket.on('message', raw => {
@@ -144,8 +159,10 @@ const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async funct
         tx.append(streamId, events, { metadata: metadata() })
         return events
       }).then(events => {
-        const refused = events.find(e => e.type === 'MessageRejected')
-        if (refused !== undefined) sendBounded(socket, JSON.stringify({ event: 'error', data: { reason: refused.data.reason, message: refused.data.detail } }))
+        const rejection = events.find(e => e.type === 'MessageRejected')
+        if (rejection === undefined) return
+        sendBounded(socket, JSON.stringify({ event: 'error', data: { reason: rejection.data.reason, message: rejection.data.detail } }))
+        refused()
       }, failed)
     })
   })
