@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Metadata } from '../../events/index.ts'
@@ -12,9 +13,13 @@ declare module 'fastify' {
     requireUser(request: FastifyRequest, reply: FastifyReply): Promise<void>
     /** 404 unless the user is a member of the network: non-members must not learn it exists. */
     requireMember(networkId: string, userId: string): void
+    /** The request's connection ends when its token is revoked (a WebSocket is ended so by itself). */
+    endWhenRevoked(request: FastifyRequest): void
   }
   interface FastifyRequest {
     userId: string
+    /** The SHA-256 of the token that authenticated the request. */
+    tokenSha256: string
   }
 }
 
@@ -40,11 +45,37 @@ export default fp(async function authenticationPlugin (app) {
   const accounts = accountQueries(app.store.db)
   app.decorate('accounts', accounts)
   app.decorateRequest('userId', '')
+  app.decorateRequest('tokenSha256', '')
+
+  // Connections that outlive their request (WebSockets, server-sent events), by token: a
+  // revoked token (log out, a stolen token) ends them instead of letting them stream on.
+  const held = new Map<string, Set<Socket>>()
+  app.decorate('endWhenRevoked', function endWhenRevoked (request: FastifyRequest) {
+    const socket = request.raw.socket
+    const sockets = held.get(request.tokenSha256) ?? new Set()
+    held.set(request.tokenSha256, sockets.add(socket))
+    socket.once('close', () => {
+      sockets.delete(socket)
+      if (sockets.size === 0 && held.get(request.tokenSha256) === sockets) held.delete(request.tokenSha256)
+    })
+  })
+  const unsubscribe = app.store.subscribe(events => {
+    for (const event of events) {
+      if (event.type !== 'AccessTokenRevoked') continue
+      for (const socket of held.get(event.data.token_sha256) ?? []) socket.destroy()
+      held.delete(event.data.token_sha256)
+    }
+  })
+  app.addHook('onClose', async () => unsubscribe())
+
   app.decorate('requireUser', async function requireUser (request: FastifyRequest) {
     const token = bearerToken(request)
-    const userId = token === undefined ? undefined : accounts.userByTokenHash(sha256(token))
-    if (userId === undefined) throw new Unauthorized()
+    const tokenSha256 = token === undefined ? undefined : sha256(token)
+    const userId = tokenSha256 === undefined ? undefined : accounts.userByTokenHash(tokenSha256)
+    if (userId === undefined || tokenSha256 === undefined) throw new Unauthorized()
     request.userId = userId
+    request.tokenSha256 = tokenSha256
+    if (request.headers.upgrade?.toLowerCase() === 'websocket') app.endWhenRevoked(request)
   })
   app.decorate('requireMember', function requireMember (networkId: string, userId: string) {
     if (!accounts.isMember(networkId, userId)) throw new NetworkNotFound()

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { UserNotFound, WrongPassword } from '../errors.ts'
 import { Detail } from '../http/schemas.ts'
-import { bearerToken, userMetadata } from './authentication.ts'
+import { userMetadata } from './authentication.ts'
 import { decideAccount } from './decider.ts'
 import { hashPassword, newSecret, passwordMatches, sha256 } from './secrets.ts'
 
@@ -55,7 +55,7 @@ const accountRoutes: FastifyPluginAsyncZod = async function (app) {
     schema: { response: { 204: z.null(), 401: Detail } }
   }, async (request, reply) => {
     await store.append(`user-${request.userId}`, decideAccount(
-      { type: 'RevokeAccessToken', user_identifier: request.userId, token_sha256: sha256(bearerToken(request)!) }
+      { type: 'RevokeAccessToken', user_identifier: request.userId, token_sha256: request.tokenSha256 }
     ), { metadata: userMetadata(request) })
     return reply.code(204).send(null)
   })

@@ -117,6 +117,7 @@ const activityStream: FastifyPluginAsyncZod<ActivityStreamOptions> = async funct
     const networkId = request.params.network_identifier
     app.requireMember(networkId, request.userId)
     reply.hijack()
+    app.endWhenRevoked(request)
     const response = reply.raw
     response.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
