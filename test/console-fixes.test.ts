@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Browser, Page } from 'playwright-core'
-import { launchBrowser, openPage, screenshot, signUp } from './helpers/browser.ts'
+import { launchBrowser, openAs as openAsUser, openPage, screenshot, signUp } from './helpers/browser.ts'
 import { connectMqtt, connectSensor, createSensor, http, publish, startService, type Service } from './helpers/service.ts'
 import { committed, createSocket, startPlug } from './helpers/sockets.ts'
 import { ManualClock, systemClock } from '../src/clock.ts'
@@ -11,15 +11,7 @@ import { ManualClock, systemClock } from '../src/clock.ts'
 let browser: Browser
 t.before(async () => { browser = await launchBrowser(t) })
 
-/** The console, logged in with `token` (as the login form would leave it), at `#/<route>`. */
-async function openAs (service: Service, token: string, route: string) {
-  const { page, errors } = await openPage(browser, service.url + '/')
-  await page.getByRole('button', { name: 'Log in' }).waitFor()
-  await page.evaluate(value => sessionStorage.setItem('devicelog.token', value), token)
-  await page.goto(`${service.url}/#/${route}`)
-  await page.reload()
-  return { page, errors }
-}
+const openAs = (service: Service, token: string, route: string) => openAsUser(browser, service.url, token, route)
 
 const rowsText = (page: Page, table: string) => page.locator(`table.${table} tbody tr`).allTextContents()
 

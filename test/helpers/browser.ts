@@ -45,3 +45,13 @@ export async function signUp (page: Page, username: string, password = 'correct 
   await page.getByRole('button', { name: 'Sign up' }).click()
   await page.getByRole('heading', { name: 'Networks' }).waitFor()
 }
+
+/** The console at `<serviceUrl>/#/<route>`, logged in with `token` (as the login form would leave it). */
+export async function openAs (browser: Browser, serviceUrl: string, token: string, route: string): Promise<{ page: Page, errors: string[] }> {
+  const { page, errors } = await openPage(browser, serviceUrl + '/')
+  await page.getByRole('button', { name: 'Log in' }).waitFor()
+  await page.evaluate(value => sessionStorage.setItem('devicelog.token', value), token)
+  await page.goto(`${serviceUrl}/#/${route}`)
+  await page.reload()
+  return { page, errors }
+}
