@@ -24,7 +24,8 @@ export const AccessTokenRevoked = defineEvent('AccessTokenRevoked', 1, z.object(
 
 export const AuthenticationFailed = defineEvent('AuthenticationFailed', 1, z.object({
   user_identifier: z.uuid(),
-  reason: z.literal('wrong_password')
+  /** too_many_attempts: refused without checking the password, after too many wrong ones (MAX_FAILED_LOGINS_PER_MINUTE). */
+  reason: z.enum(['wrong_password', 'too_many_attempts'])
 }))
 
 export const NetworkCreated = defineEvent('NetworkCreated', 1, z.object({

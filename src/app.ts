@@ -70,7 +70,7 @@ async function app (instance: FastifyInstance, { config, clock }: AppOptions) {
     schema: { response: { 200: z.object({ mqtt_port: z.number(), websocket_path: z.string() }) } }
   }, async () => ({ mqtt_port: app.broker.port ?? config.MQTT_PORT, websocket_path: '/mqtt' }))
 
-  await app.register(accountRoutes)
+  await app.register(accountRoutes, { maxFailedLogins: config.MAX_FAILED_LOGINS_PER_MINUTE })
   await app.register(auditRoutes)
   await app.register(sensors, { summaryIntervalSeconds: config.STREAM_SUMMARY_INTERVAL_SECONDS })
   await app.register(sockets, { replyTimeoutMs: config.SOCKET_REPLY_TIMEOUT_MS, defaultTopic: config.SOCKET_TOPIC })

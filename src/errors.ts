@@ -5,6 +5,7 @@ import createError from '@fastify/error'
 
 export const Unauthorized = createError('DL_UNAUTHORIZED', 'missing or invalid bearer token', 401)
 export const WrongPassword = createError('DL_WRONG_PASSWORD', 'wrong password', 401)
+export const TooManyLoginAttempts = createError('DL_TOO_MANY_LOGIN_ATTEMPTS', 'too many wrong passwords for this user in the last minute: try again later', 429)
 export const UserNotFound = createError('DL_USER_NOT_FOUND', 'user not found', 404)
 export const UsernameTaken = createError('DL_USERNAME_TAKEN', 'username already taken', 409)
 export const NetworkNotFound = createError('DL_NETWORK_NOT_FOUND', 'network not found', 404)

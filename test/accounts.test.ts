@@ -262,3 +262,36 @@ t.test('protected routes: 401 without a token or with a bad one', async t => {
   t.match((await http(service, 'GET', `/sensors/${sensorId}`, { token: user.token })).body, { sensor_name: 's', revision: 0 })
   t.equal((await http(service, 'GET', `/sensors/${randomUUID()}`, { token: user.token })).status, 404, 'a good token passes the check')
 })
+
+t.test('password guessing: past MAX_FAILED_LOGINS_PER_MINUTE wrong passwords a user\'s logins get 429, recorded, until the minute has passed; it survives a restart', async t => {
+  const clock = new ManualClock()
+  const service = await startService(t, { clock, env: { MAX_FAILED_LOGINS_PER_MINUTE: '3' } })
+  const user = await register(service)
+  const other = await register(service)
+  const login = (username: string, password: string) => http(service, 'POST', '/authentication', { body: { username, password } })
+
+  for (let i = 1; i <= 3; i++) {
+    t.equal((await login(user.username, 'a wrong guess')).status, 401, `wrong password ${i}: 401`)
+    clock.advance(10_000)
+  }
+  const refused = await login(user.username, user.password)
+  t.equal(refused.status, 429, 'the fourth attempt is refused, even with the right password')
+  t.match(refused.body, { detail: /too many wrong passwords/ })
+  t.notOk('access_token' in refused.body)
+  t.equal((await login(other.username, other.password)).status, 200, 'another user is not affected')
+
+  const failures = await auditEvents(service, user.token, `stream=user-${user.userId}&type=AuthenticationFailed`)
+  t.strictSame(failures.map(e => e.data.reason), ['wrong_password', 'wrong_password', 'wrong_password', 'too_many_attempts'], 'the refusal is recorded too')
+
+  // The first wrong password was 30 s ago; once it is a minute old, one attempt is free again.
+  clock.advance(29_000)
+  const restarted = await (async () => {
+    await service.close()
+    return startService(t, { clock, dir: service.dir, env: { MAX_FAILED_LOGINS_PER_MINUTE: '3' } })
+  })()
+  t.equal((await http(restarted, 'POST', '/authentication', { body: { username: user.username, password: user.password } })).status, 429,
+    'a restart does not forget: the count is read from the log')
+  clock.advance(1_000)
+  t.equal((await http(restarted, 'POST', '/authentication', { body: { username: user.username, password: user.password } })).status, 200,
+    'a minute after the first wrong password, the right one opens again')
+})

@@ -7,7 +7,7 @@ import { UsernameTaken } from '../errors.ts'
 export type AccountCommand =
   | { type: 'RegisterUser', user_identifier: string, username: string, password_hash: string, token_sha256: string }
   | { type: 'IssueAccessToken', user_identifier: string, token_sha256: string }
-  | { type: 'RecordFailedAuthentication', user_identifier: string }
+  | { type: 'RecordFailedAuthentication', user_identifier: string, reason: 'wrong_password' | 'too_many_attempts' }
   | { type: 'RevokeAccessToken', user_identifier: string, token_sha256: string }
   | { type: 'CreateNetwork', network_identifier: string, network_name: string, user_identifier: string }
 
@@ -31,7 +31,7 @@ export function decideAccount (command: AccountCommand, state: AccountState = no
     case 'RevokeAccessToken':
       return [{ type: 'AccessTokenRevoked', data: { user_identifier: command.user_identifier, token_sha256: command.token_sha256 } }]
     case 'RecordFailedAuthentication':
-      return [{ type: 'AuthenticationFailed', data: { user_identifier: command.user_identifier, reason: 'wrong_password' } }]
+      return [{ type: 'AuthenticationFailed', data: { user_identifier: command.user_identifier, reason: command.reason } }]
     case 'CreateNetwork':
       return [
         { type: 'NetworkCreated', data: { network_identifier: command.network_identifier, network_name: command.network_name, created_by: command.user_identifier } },

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { UserNotFound, WrongPassword } from '../errors.ts'
+import { TooManyLoginAttempts, UserNotFound, WrongPassword } from '../errors.ts'
 import { Detail } from '../http/schemas.ts'
 import { userMetadata } from './authentication.ts'
 import { decideAccount } from './decider.ts'
@@ -14,8 +14,13 @@ const Credentials = z.object({
 const Session = z.object({ access_token: z.string(), user_identifier: z.uuid() })
 const Network = z.object({ network_identifier: z.uuid(), network_name: z.string() })
 
+export interface AccountRoutesOptions {
+  /** MAX_FAILED_LOGINS_PER_MINUTE: past it, a user's logins are refused (429) until the minute has passed. */
+  maxFailedLogins: number
+}
+
 /** Users, their tokens and their networks: POST /users, POST /authentication, /networks. */
-const accountRoutes: FastifyPluginAsyncZod = async function (app) {
+const accountRoutes: FastifyPluginAsyncZod<AccountRoutesOptions> = async function (app, { maxFailedLogins }) {
   const { store, accounts } = app
 
   app.post('/users', {
@@ -33,14 +38,20 @@ const accountRoutes: FastifyPluginAsyncZod = async function (app) {
   })
 
   app.post('/authentication', {
-    schema: { body: z.object({ username: z.string(), password: z.string() }), response: { 200: Session, 401: Detail, 404: Detail } }
+    schema: { body: z.object({ username: z.string(), password: z.string() }), response: { 200: Session, 401: Detail, 404: Detail, 429: Detail } }
   }, async request => {
     const user = accounts.userByName(request.body.username)
     if (user === undefined) throw new UserNotFound()
     const metadata = { actor: `user:${user.user_id}`, correlation_id: String(request.id) }
+    const failed = (reason: 'wrong_password' | 'too_many_attempts') => store.append(`user-${user.user_id}`,
+      decideAccount({ type: 'RecordFailedAuthentication', user_identifier: user.user_id, reason }), { metadata })
+    // Password guessing is slowed per user, and costs no scrypt once refused.
+    if (accounts.wrongPasswordsSince(user.user_id, new Date(app.clock.now() - 60_000).toISOString()) >= maxFailedLogins) {
+      await failed('too_many_attempts')
+      throw new TooManyLoginAttempts()
+    }
     if (!await passwordMatches(request.body.password, user.password_hash)) {
-      await store.append(`user-${user.user_id}`,
-        decideAccount({ type: 'RecordFailedAuthentication', user_identifier: user.user_id }), { metadata })
+      await failed('wrong_password')
       throw new WrongPassword()
     }
     const token = newSecret()
