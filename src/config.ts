@@ -19,6 +19,7 @@ export const ConfigSchema = z.object({
   STREAM_SUMMARY_INTERVAL_SECONDS: z.coerce.number().positive().default(60),
   /** A device refused more often than this within a minute is disconnected (recorded once). */
   MQTT_MAX_REFUSALS_PER_MINUTE: z.coerce.number().int().min(1).default(100),
+  /** Past this many wrong passwords for one user within a minute, that user's logins are refused (429). */
   MAX_FAILED_LOGINS_PER_MINUTE: z.coerce.number().int().min(1).default(10),
   /** The socket the reference's `/api/...` routes drive (its MQTT_TOPIC); unset: the first registered. */
   SOCKET_TOPIC: z.string().min(1).optional(),

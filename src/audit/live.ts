@@ -81,8 +81,6 @@ export function createAuditLive (store: EventStore, audit: ReturnType<typeof aud
       socket.on('close', () => leave(client))
       if (filter.after !== undefined) push(client)
     },
-    get clients (): number { return clients.size },
-    get listening (): boolean { return unsubscribe !== undefined },
     close (): void {
       for (const client of [...clients]) {
         leave(client)
@@ -91,4 +89,3 @@ export function createAuditLive (store: EventStore, audit: ReturnType<typeof aud
     }
   }
 }
-export type AuditLive = ReturnType<typeof createAuditLive>

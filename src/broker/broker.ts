@@ -27,7 +27,6 @@ type DeviceClient = Client & { [deviceKey]?: ConnectedDevice, [refusalsKey]?: Re
 /** The device an authenticated client is, for the capabilities' broker listeners. */
 export const deviceOf = (client: Client): ConnectedDevice | undefined => (client as DeviceClient)[deviceKey]
 
-
 export interface DeviceBrokerOptions {
   store: EventStore
   devices: DeviceQueries

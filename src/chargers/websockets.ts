@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import type { WebSocket } from 'ws'
 import { z } from 'zod'
 import { ChargerSocketMessage } from '../../events/chargers.ts'
-import type { Metadata } from '../../events/index.ts'
+import type { EventOf, Metadata } from '../../events/index.ts'
 import { sha256 } from '../accounts/secrets.ts'
 import { RefusalWindow } from '../broker/refusal-window.ts'
 import { Audiences } from '../live/audiences.ts'
@@ -60,8 +60,9 @@ const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async funct
 
   const answered = new WeakMap<WebSocket, boolean>()
   const timedOut = new WeakSet<WebSocket>()
-  /** Each open charger socket's stream and client id: a stop records their end before the log closes. */
-  const open = new Map<WebSocket, { streamId: string, clientId: string, chargerId: string }>()
+  type Ending = Pick<EventOf<'DeviceDisconnected'>['data'], 'reason' | 'detail'>
+  /** Each open charger socket's one way to record its end (once: whichever comes first, close, cut-off or stop). */
+  const open = new Map<WebSocket, (ending: Ending) => Promise<void>>()
   const track = (audiences: Audiences<WebSocket>, key: string, socket: WebSocket) => {
     answered.set(socket, true)
     socket.on('pong', () => answered.set(socket, true))
@@ -91,11 +92,8 @@ const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async funct
   app.addHook('preClose', async () => {
     heartbeat.cancel()
     unsubscribe()
-    const ending = [...open.values()]
-    open.clear()
-    await Promise.all(ending.map(({ streamId, clientId, chargerId }) => app.store.append(streamId, [{
-      type: 'DeviceDisconnected', data: { client_id: clientId, reason: 'service_stopped', detail: 'the service stopped and closed the connection' }
-    }], { metadata: { actor: `charger:${chargerId}`, correlation_id: randomUUID() } }).catch(error => app.log.warn({ err: error, chargerId }, 'could not record a charger event'))))
+    // Recorded before the log closes, not left to the next start's clean-up.
+    await Promise.all([...open.values()].map(end => end({ reason: 'service_stopped', detail: 'the service stopped and closed the connection' })))
     for (const socket of [...widgets.members(), ...connections.members()]) socket.close(1001, 'service stopping')
   })
 
@@ -109,24 +107,22 @@ const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async funct
     const metadata = (): Metadata => ({ actor: `charger:${chargerId}`, correlation_id: randomUUID() })
     const failed = (error: unknown) => request.log.warn({ err: error, chargerId }, 'could not record a charger event')
     track(connections, chargerId, socket)
-    open.set(socket, { streamId, clientId, chargerId })
     app.store.append(streamId, [{ type: 'DeviceConnected', data: { client_id: clientId } }], { metadata: metadata() }).catch(failed)
-    socket.on('close', () => {
-      // Not open any more: the stop has recorded its end already.
+    const end = async (ending: Ending): Promise<void> => {
       if (!open.delete(socket)) return
-      const ended = timedOut.has(socket)
-        ? { reason: 'keepalive_timeout' as const, detail: `no answer to a ping within ${HEARTBEAT_MS / 1000} s` }
-        : { reason: 'closed' as const, detail: 'the WebSocket closed' }
-      app.store.append(streamId, [{ type: 'DeviceDisconnected', data: { client_id: clientId, ...ended } }], { metadata: metadata() })
-        .catch(failed)
-    })
+      await app.store.append(streamId, [{ type: 'DeviceDisconnected', data: { client_id: clientId, ...ending } }], { metadata: metadata() })
+        .then(() => undefined, failed)
+    }
+    open.set(socket, end)
+    socket.on('close', () => void end(timedOut.has(socket)
+      ? { reason: 'keepalive_timeout', detail: `no answer to a ping within ${HEARTBEAT_MS / 1000} s` }
+      : { reason: 'closed', detail: 'the WebSocket closed' }))
 
     // The same refusal policy as on MQTT: a refusal never costs the connection, too many in a minute do.
     const refusals = new RefusalWindow(app.clock, maxRefusalsPerMinute)
     const refused = () => {
-      if (!refusals.add() || !open.delete(socket)) return
-      app.store.append(streamId, [{ type: 'DeviceDisconnected', data: { client_id: clientId, reason: 'too_many_refusals', detail: refusals.detail } }], { metadata: metadata() })
-        .catch(failed)
+      if (!refusals.add() || !open.has(socket)) return
+      void end({ reason: 'too_many_refusals', detail: refusals.detail })
       socket.close(CLOSE_TOO_MANY_REFUSALS, 'too many refused messages')
     }
     const reject = (reason: 'invalid_json' | 'invalid_payload', detail: string, text: string) => {
