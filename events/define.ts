@@ -19,16 +19,22 @@ export function defineEvent<T extends string, S extends z.ZodType> (
   return { type, version, schema }
 }
 
-/** Who caused an event and which request or message it belongs to. */
+/**
+ * Who caused an event and which request or message it belongs to. Kept small: it is stored
+ * with every event. Logs written before 2026-12 also carry `mqtt.client_id` and `mqtt.payload_sha256`.
+ */
 export const Metadata = z.object({
-  /** `user:<id>`, `mqtt:<client id>` or `system`. */
+  /** `user:<id>`, `mqtt:<client id>`, `http:<address>`, `charger:<id>` or `system`. */
   actor: z.string(),
-  correlation_id: z.string(),
-  /** For events caused by an MQTT publish: enough to recognise a redelivery (DUP). */
+  /** The HTTP request that caused it, where there was one. */
+  correlation_id: z.string().optional(),
+  /** For events caused by a QoS 1 MQTT publish: enough to recognise its redelivery (DUP). */
   mqtt: z.object({
-    client_id: z.string(),
     message_id: z.number().int().optional(),
-    payload_sha256: z.string()
+    /** CRC-32 of the payload: a reused message id with another payload is a new message. */
+    crc32: z.number().int().optional(),
+    client_id: z.string().optional(),
+    payload_sha256: z.string().optional()
   }).optional()
 })
 export type Metadata = z.infer<typeof Metadata>

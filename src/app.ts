@@ -19,7 +19,6 @@ import devicesApi from './devices/api.ts'
 import devices from './devices/plugin.ts'
 import hosts from './hosts/index.ts'
 import irrigation from './irrigation/index.ts'
-import { allProjections } from './projections.ts'
 import sensors from './sensors/index.ts'
 import sockets from './sockets/index.ts'
 import store from './store/plugin.ts'
@@ -53,7 +52,9 @@ async function app (instance: FastifyInstance, { config, clock }: AppOptions) {
   })
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ detail: `no route ${request.method} ${request.url.split('?')[0]}` }))
 
-  await app.register(store, { databasePath: config.DATABASE_PATH, projections: allProjections, clock, maxGroup: config.GROUP_COMMIT_MAX })
+  // The writer thread imports the read models itself: functions do not cross threads.
+  const projections = { module: new URL('./projections.ts', import.meta.url), export: 'allProjections' }
+  await app.register(store, { path: config.DATABASE_PATH, projections, clock, maxGroup: config.GROUP_COMMIT_MAX })
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } })
   await app.register(devices)
   await app.register(broker, { maxRefusalsPerMinute: config.MQTT_MAX_REFUSALS_PER_MINUTE })

@@ -20,6 +20,7 @@ export const PlugDidNotAnswer = createError<[string, number]>('DL_PLUG_DID_NOT_A
 export const PlugDidNotSwitchOff = createError('DL_PLUG_DID_NOT_SWITCH_OFF', 'the plug answered ON to OFF', 500)
 export const StreamVersionConflict = createError<[string, string, number]>(
   'DL_STREAM_VERSION_CONFLICT', 'stream %s: expected version %s, found %s', 409)
+export const StoreUnavailable = createError<[string]>('DL_STORE_UNAVAILABLE', 'the log cannot record this now: %s', 503)
 export const InvalidEvent = createError<[string, string]>('DL_INVALID_EVENT', 'event %s does not match its schema: %s', 500)
 export const ZoneNotFound = createError('DL_ZONE_NOT_FOUND', 'zone not found', 404)
 export const ChargerNotFound = createError('DL_CHARGER_NOT_FOUND', 'charger not found', 404)

@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3'
 import t from 'tap'
 import WebSocket from 'ws'
 import { connectSensor, createSensor, http, publish, startService } from './helpers/service.ts'
@@ -47,8 +48,10 @@ t.test('the audit feed newest first, paged with before; the verification of the 
   const verified = await http(service, 'GET', '/api/v1/verify', { token: sensor.token })
   t.match(verified.body, { ok: true, count: service.app.store.headPosition, head: /^[0-9a-f]{64}$/ })
   // Someone who drops the append-only trigger to edit history is caught.
-  service.app.store.db.exec('DROP TRIGGER events_are_append_only_update')
-  service.app.store.db.prepare(`UPDATE events SET data = '{}' WHERE position = 3`).run()
+  const db = new Database(service.databasePath)
+  db.exec('DROP TRIGGER events_are_append_only_update')
+  db.prepare(`UPDATE events SET data = '{}' WHERE position = 3`).run()
+  db.close()
   t.same((await http(service, 'GET', '/api/v1/verify', { token: sensor.token })).body, { ok: false, position: 3, reason: 'hash does not match the row and its predecessor' })
   t.equal((await http(service, 'GET', '/api/v1/verify')).status, 401)
 })

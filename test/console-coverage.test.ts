@@ -190,7 +190,7 @@ t.test('audit: a tampered row shows the broken hash chain and its position', asy
   // Someone edits history in the file, past the append-only trigger.
   const db = new Database(service.databasePath)
   db.exec('DROP TRIGGER events_are_append_only_update')
-  const position = db.prepare(`SELECT position FROM events WHERE type = 'MeasurementsRecorded'`).pluck().get() as number
+  const position = db.prepare(`SELECT position FROM event_rows WHERE type = 'MeasurementsRecorded'`).pluck().get() as number
   db.prepare(`UPDATE events SET data = replace(data, '"t":1', '"t":100') WHERE position = ?`).run(position)
   db.close()
 

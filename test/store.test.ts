@@ -4,11 +4,9 @@ import t, { type Test } from 'tap'
 import type { DomainEvent } from '../events/index.ts'
 import { ManualClock } from '../src/clock.ts'
 import { InvalidEvent, StreamVersionConflict } from '../src/errors.ts'
-import { openDatabase } from '../src/store/database.ts'
 import { EventStore } from '../src/store/event-store.ts'
-import type { Projection } from '../src/store/projection.ts'
-import type { RecordedEvent } from '../src/store/recorded-event.ts'
-import { verifyChain, verifyChainInSteps } from '../src/store/verify.ts'
+import { chainHash, GENESIS_HASH } from '../src/store/recorded-event.ts'
+import { verifyChain, verifyChainInParallel, verifyChainInSteps } from '../src/store/verify.ts'
 import { tempDir } from './helpers/service.ts'
 
 const metadata = { actor: 'system', correlation_id: 'test' }
@@ -17,30 +15,17 @@ const network = (name: string): DomainEvent => ({
   data: { network_identifier: '0a71a8d8-40c6-4086-a64e-58e38350cb53', network_name: name, created_by: 'a8323361-3c22-4f07-8c14-74bb7e8ec3a2' }
 })
 
-/** A projection that counts network names, to watch folds and rebuilds. */
-const namesProjection = (version: number): Projection => ({
-  name: 'test_names',
-  version,
-  handles: ['NetworkCreated'],
-  tables: ['test_names'],
-  ddl: 'CREATE TABLE IF NOT EXISTS test_names (name TEXT PRIMARY KEY, seen INTEGER NOT NULL, version INTEGER NOT NULL)',
-  prepare (db) {
-    const upsert = db.prepare(`INSERT INTO test_names (name, seen, version) VALUES (?, 1, ${version})
-      ON CONFLICT (name) DO UPDATE SET seen = seen + 1`)
-    return (event: RecordedEvent) => { if (event.type === 'NetworkCreated') upsert.run(event.data.network_name) }
-  }
-})
+const projections = (name: 'names1' | 'names2' | 'none') => ({ module: new URL('./helpers/names-projection.ts', import.meta.url), export: name })
 
-function openStore (t: Test, path: string, projections: Projection[] = [namesProjection(1)]) {
-  const clock = new ManualClock()
-  const store = new EventStore(openDatabase(path), projections, clock)
+async function openStore (t: Test, path: string, which: 'names1' | 'names2' | 'none' = 'names1', clock = new ManualClock()) {
+  const store = await EventStore.open({ path, projections: projections(which), clock })
   t.teardown(() => store.close())
   return store
 }
 
 t.test('appends get consecutive positions and stream versions, and a hash chain', async t => {
   const path = join(tempDir(t), 'log.db')
-  const store = openStore(t, path)
+  const store = await openStore(t, path)
   const first = await store.append('network-a', [network('a'), network('b')], { expectedVersion: 'no_stream', metadata })
   const second = await store.append('network-b', [network('c')], { metadata })
   t.same(first.map(e => [e.position, e.stream_version]), [[1, 0], [2, 1]])
@@ -56,7 +41,7 @@ t.test('appends get consecutive positions and stream versions, and a hash chain'
 
 t.test('an acknowledged append is committed: another connection sees it at once', async t => {
   const path = join(tempDir(t), 'log.db')
-  const store = openStore(t, path)
+  const store = await openStore(t, path)
   const reader = new Database(path, { readonly: true })
   t.teardown(() => reader.close())
   const [event] = await store.append('network-a', [network('a')], { metadata })
@@ -64,7 +49,7 @@ t.test('an acknowledged append is committed: another connection sees it at once'
 })
 
 t.test('a wrong expected version is a conflict and writes nothing', async t => {
-  const store = openStore(t, join(tempDir(t), 'log.db'))
+  const store = await openStore(t, join(tempDir(t), 'log.db'))
   await store.append('network-a', [network('a')], { expectedVersion: 'no_stream', metadata })
   await t.rejects(store.append('network-a', [network('b')], { expectedVersion: 'no_stream', metadata }), StreamVersionConflict)
   await t.rejects(store.append('network-a', [network('b')], { expectedVersion: 5, metadata }), { statusCode: 409, message: /expected version 5, found 0/ })
@@ -73,7 +58,7 @@ t.test('a wrong expected version is a conflict and writes nothing', async t => {
 })
 
 t.test('units queued together commit in one group; one that fails is rolled back alone', async t => {
-  const store = openStore(t, join(tempDir(t), 'log.db'))
+  const store = await openStore(t, join(tempDir(t), 'log.db'))
   const groups: number[][] = []
   store.subscribe(events => groups.push(events.map(e => e.position)))
   const results = await Promise.allSettled([
@@ -91,25 +76,61 @@ t.test('units queued together commit in one group; one that fails is rolled back
   t.match(verifyChain(store.db), { ok: true, count: 2 })
 })
 
+t.test('a unit whose appends a projection refuses on the writer thread fails alone; the rest commit', async t => {
+  const store = await openStore(t, join(tempDir(t), 'log.db'))
+  const results = await Promise.allSettled([
+    store.append('network-a', [network('a')], { metadata }),
+    store.append('network-b', [network('forbidden')], { metadata }),
+    store.append('network-c', [network('c')], { metadata })
+  ])
+  t.same(results.map(r => r.status), ['fulfilled', 'rejected', 'fulfilled'])
+  t.match((results[1] as PromiseRejectedResult).reason, { message: /refuses this name/ })
+  t.same(store.read().map(e => [e.position, e.stream_id]), [[1, 'network-a'], [2, 'network-c']], 'no gap where it was')
+  t.match(verifyChain(store.db), { ok: true, count: 2 })
+})
+
+t.test('a unit that decided on a stream an earlier unit of its group changed runs again after that commit', async t => {
+  const store = await openStore(t, join(tempDir(t), 'log.db'))
+  await store.append('network-a', [network('a')], { metadata })
+  const runs: number[] = []
+  // Each unit decides from the committed version it reads, as a decider reads its state.
+  const decideOnCommitted = () => store.transact(tx => {
+    const version = tx.streamVersion('network-a')
+    runs.push(version)
+    return tx.append('network-a', [network(`after-${version}`)], {metadata})
+  })
+  const independent = () => store.append('network-a', [network('report')], { metadata, expectedVersion: 'any' })
+  const [first, second, report] = await Promise.all([decideOnCommitted(), decideOnCommitted(), independent()])
+  t.equal(first[0]!.stream_version, 1)
+  t.equal(report[0]!.stream_version, 2, "an independent append shares the first unit's group")
+  t.equal(second[0]!.stream_version, 3, 'the second unit ran again, on the state the first committed')
+  t.same(runs, [0, 1, 2], 'it ran twice: once behind the first unit in its group, once after that commit')
+  t.same(store.read({ stream: 'network-a' }).map(e => (e.data as { network_name: string }).network_name), ['a', 'after-0', 'report', 'after-2'])
+})
+
 t.test('an event that does not match its schema is refused', async t => {
-  const store = openStore(t, join(tempDir(t), 'log.db'))
+  const store = await openStore(t, join(tempDir(t), 'log.db'))
   const bad = { type: 'NetworkCreated', data: { network_name: 'no id' } } as unknown as DomainEvent
   await t.rejects(store.append('network-a', [bad], { metadata }), InvalidEvent)
   t.equal(store.read().length, 0)
 })
 
 t.test('past rows cannot be changed or removed through SQL', async t => {
-  const store = openStore(t, join(tempDir(t), 'log.db'))
+  const path = join(tempDir(t), 'log.db')
+  const store = await openStore(t, path)
   await store.append('network-a', [network('a')], { metadata })
-  t.throws(() => store.db.prepare("UPDATE events SET data = '{}'").run(), /append-only/)
-  t.throws(() => store.db.prepare('DELETE FROM events').run(), /append-only/)
+  t.throws(() => store.db.prepare("UPDATE events SET data = '{}'").run(), /readonly/, "the service's own connection only reads")
+  const db = new Database(path)
+  t.teardown(() => db.close())
+  t.throws(() => db.prepare("UPDATE events SET data = '{}'").run(), /append-only/)
+  t.throws(() => db.prepare('DELETE FROM events').run(), /append-only/)
 })
 
 t.test('verify finds the first edited or removed row', async t => {
   const path = join(tempDir(t), 'log.db')
-  const store = openStore(t, path)
+  const store = await openStore(t, path)
   for (const name of ['a', 'b', 'c', 'd']) await store.append('network-a', [network(name)], { metadata })
-  store.close()
+  await store.close()
   const db = new Database(path)
   t.teardown(() => db.close())
   db.exec('DROP TRIGGER events_are_append_only_update; DROP TRIGGER events_are_append_only_delete')
@@ -121,7 +142,7 @@ t.test('verify finds the first edited or removed row', async t => {
 
 t.test("verify walks a long log in steps, and the service's walk yields between them", async t => {
   const path = join(tempDir(t), 'log.db')
-  const store = openStore(t, path)
+  const store = await openStore(t, path)
   // 12,000 events: more than two steps of 5,000.
   for (let i = 0; i < 12; i++) await store.append('network-a', Array.from({ length: 1000 }, (_, j) => network(`n${i}-${j}`)), { metadata })
   const progress: number[] = []
@@ -134,21 +155,23 @@ t.test("verify walks a long log in steps, and the service's walk yields between 
   const stepped = await walking
   t.ok(otherWorkRan, 'other work ran while the service walked the chain')
   t.same(stepped, walked, 'the same result in steps')
-  store.close()
+  t.same(await verifyChainInParallel(path), walked, 'the same result from a thread per core')
+  await store.close()
 
   const db = new Database(path)
   t.teardown(() => db.close())
   db.exec('DROP TRIGGER events_are_append_only_update')
   db.prepare("UPDATE events SET data = replace(data, 'n10-500', 'forged') WHERE position = 10501").run()
   t.match(await verifyChainInSteps(db), { ok: false, position: 10_501 }, 'an edit in the third step is found')
+  t.match(await verifyChainInParallel(path), { ok: false, position: 10_501 }, 'and by the threads')
 })
 
 t.test('a reopened log continues the chain; a changed projection is rebuilt from the log', async t => {
   const path = join(tempDir(t), 'log.db')
-  const first = new EventStore(openDatabase(path), [namesProjection(1)], new ManualClock())
+  const first = await EventStore.open({ path, projections: projections('names1'), clock: new ManualClock() })
   await first.append('network-a', [network('a'), network('a')], { metadata })
-  first.close()
-  const second = openStore(t, path, [namesProjection(2)])
+  await first.close()
+  const second = await openStore(t, path, 'names2')
   t.same(second.db.prepare('SELECT name, seen, version FROM test_names').all(), [{ name: 'a', seen: 2, version: 2 }])
   await second.append('network-a', [network('b')], { expectedVersion: 1, metadata })
   t.same(second.read().map(e => e.position), [1, 2, 3])
@@ -157,17 +180,43 @@ t.test('a reopened log continues the chain; a changed projection is rebuilt from
 
 t.test('events are recorded at the injected clock', async t => {
   const clock = new ManualClock(Date.UTC(2030, 4, 6, 7, 8, 9))
-  const store = new EventStore(openDatabase(join(tempDir(t), 'log.db')), [], clock)
-  t.teardown(() => store.close())
+  const store = await openStore(t, join(tempDir(t), 'log.db'), 'none', clock)
   const [event] = await store.append('network-a', [network('a')], { metadata })
   t.equal(event!.recorded_at, '2030-05-06T07:08:09.000Z')
 })
 
 t.test('a closed store refuses new work but commits what was queued', async t => {
-  const store = new EventStore(openDatabase(join(tempDir(t), 'log.db')), [], new ManualClock())
+  const store = await EventStore.open({ path: join(tempDir(t), 'log.db'), projections: projections('none'), clock: new ManualClock() })
   const queued = store.append('network-a', [network('a')], { metadata })
-  store.close()
+  const closed = store.close()
   const [event] = await queued
   t.equal(event!.position, 1)
   await t.rejects(store.append('network-a', [network('b')], { metadata }), /closed/)
+  await closed
+})
+
+t.test('a log in the first layout (names, ISO times, hex hashes in every row) is moved to the lean one at start, its chain intact', async t => {
+  const path = join(tempDir(t), 'log.db')
+  const legacy = new Database(path)
+  legacy.exec(`CREATE TABLE events (position INTEGER PRIMARY KEY, stream_id TEXT NOT NULL, stream_version INTEGER NOT NULL,
+      type TEXT NOT NULL, schema_version INTEGER NOT NULL, recorded_at TEXT NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL,
+      hash TEXT NOT NULL, UNIQUE (stream_id, stream_version)) STRICT;
+    CREATE TABLE projection_versions (name TEXT PRIMARY KEY, version INTEGER NOT NULL) STRICT;
+    CREATE TABLE mqtt_inbox (client_id TEXT);
+    INSERT INTO projection_versions VALUES ('test_names', 1)`)
+  let previous = GENESIS_HASH
+  for (const [position, name] of [[1, 'a'], [2, 'b']] as const) {
+    const row = [position, 'network-a', position - 1, 'NetworkCreated', 1, '2026-01-01T00:00:0' + position + '.000Z',
+      JSON.stringify(network(name).data), JSON.stringify({ actor: 'system', correlation_id: 'c' })] as const
+    previous = chainHash(previous, ...row).toString('hex')
+    legacy.prepare('INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(...row, previous)
+  }
+  legacy.close()
+  const store = await openStore(t, path)
+  t.same(store.read().map(e => [e.position, e.stream_id, e.recorded_at, e.hash]),
+    [[1, 'network-a', '2026-01-01T00:00:01.000Z', store.read()[0]!.hash], [2, 'network-a', '2026-01-01T00:00:02.000Z', previous]])
+  t.same(store.db.prepare('SELECT name, seen FROM test_names ORDER BY name').all(), [{ name: 'a', seen: 1 }, { name: 'b', seen: 1 }], 'projections rebuilt')
+  await store.append('network-a', [network('c')], { expectedVersion: 1, metadata })
+  t.match(verifyChain(store.db), { ok: true, count: 3 }, 'the old rows and the new ones are one chain')
+  t.equal(store.db.prepare("SELECT count(*) FROM sqlite_master WHERE name IN ('first_layout_events', 'mqtt_inbox')").pluck().get(), 0)
 })

@@ -68,7 +68,7 @@ export function accountQueries (db: Db) {
   const userByName = db.prepare('SELECT * FROM users WHERE username = ?')
   const userByToken = db.prepare('SELECT user_id FROM access_tokens WHERE token_sha256 = ?').pluck()
   // Read from the log itself: a user's stream is short, and the count survives restarts.
-  const wrongPasswordsSince = db.prepare(`SELECT count(*) FROM events WHERE stream_id = ? AND type = 'AuthenticationFailed'
+  const wrongPasswordsSince = db.prepare(`SELECT count(*) FROM event_rows WHERE stream_id = ? AND type = 'AuthenticationFailed'
     AND recorded_at > ? AND json_extract(data, '$.reason') = 'wrong_password'`).pluck()
   const membership = db.prepare('SELECT 1 FROM network_members WHERE network_id = ? AND user_id = ?').pluck()
   const networksOf = db.prepare(`SELECT n.network_id AS network_identifier, n.network_name
@@ -76,8 +76,8 @@ export function accountQueries (db: Db) {
   return {
     userByName: (username: string) => userByName.get(username) as UserRow | undefined,
     userByTokenHash: (tokenSha256: string) => userByToken.get(tokenSha256) as string | undefined,
-    /** Wrong passwords given for the user after `since` (ISO 8601). */
-    wrongPasswordsSince: (userId: string, since: string) => wrongPasswordsSince.get(`user-${userId}`, since) as number,
+    /** Wrong passwords given for the user after `since` (ms since the epoch). */
+    wrongPasswordsSince: (userId: string, since: number) => wrongPasswordsSince.get(`user-${userId}`, since) as number,
     isMember: (networkId: string, userId: string) => membership.get(networkId, userId) !== undefined,
     networksOf: (userId: string) => networksOf.all(userId) as Array<{ network_identifier: string, network_name: string }>
   }

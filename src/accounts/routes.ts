@@ -46,7 +46,7 @@ const accountRoutes: FastifyPluginAsyncZod<AccountRoutesOptions> = async functio
     const failed = (reason: 'wrong_password' | 'too_many_attempts') => store.append(`user-${user.user_id}`,
       decideAccount({ type: 'RecordFailedAuthentication', user_identifier: user.user_id, reason }), { metadata })
     // Password guessing is slowed per user, and costs no scrypt once refused.
-    if (accounts.wrongPasswordsSince(user.user_id, new Date(app.clock.now() - 60_000).toISOString()) >= maxFailedLogins) {
+    if (accounts.wrongPasswordsSince(user.user_id, app.clock.now() - 60_000) >= maxFailedLogins) {
       await failed('too_many_attempts')
       throw new TooManyLoginAttempts()
     }

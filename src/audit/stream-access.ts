@@ -43,7 +43,7 @@ export function auditQueries (db: Db) {
     const key = `${filter.stream !== undefined}:${filter.type !== undefined}:${filter.before !== undefined}:${filter.order}`
     let statement = statements.get(key)
     if (statement === undefined) {
-      statement = db.prepare(`SELECT e.* FROM events e WHERE e.position > @after AND ${visible}
+      statement = db.prepare(`SELECT e.* FROM event_rows e WHERE e.position > @after AND ${visible}
         ${filter.before !== undefined ? 'AND e.position < @before' : ''}
         ${filter.stream !== undefined ? 'AND e.stream_id = @stream' : ''} ${filter.type !== undefined ? 'AND e.type = @type' : ''}
         ORDER BY e.position ${filter.order === 'desc' ? 'DESC' : 'ASC'} LIMIT @limit`)

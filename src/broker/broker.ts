@@ -1,12 +1,12 @@
-import { randomUUID } from 'node:crypto'
+import { crc32 } from 'node:zlib'
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Clock } from '../clock.ts'
 import type { DomainEvent, Metadata } from '../../events/index.ts'
 import { sha256 } from '../accounts/secrets.ts'
 import type { DeviceQueries } from '../devices/projections.ts'
-import type { EventStore, Transaction } from '../store/event-store.ts'
-import { DeviceMessageRefused, type ConnectedDevice, type DeviceKind, type Refusal } from './device-kind.ts'
+import type { EventStore } from '../store/event-store.ts'
+import { DeviceMessageRefused, type ConnectedDevice, type DeviceKind, type Interpretation, type Refusal } from './device-kind.ts'
 import { RefusalWindow } from './refusal-window.ts'
 
 export const MAX_PAYLOAD_BYTES = 256 * 1024
@@ -44,10 +44,8 @@ export interface DeviceBrokerOptions {
  */
 export async function createDeviceBroker ({ store, devices, kinds: kindByName, log, clock, maxRefusalsPerMinute }: DeviceBrokerOptions): Promise<Aedes> {
   function metadataFor (client: Client, packet?: PublishPacket): Metadata {
-    const metadata: Metadata = { actor: `mqtt:${client.id}`, correlation_id: randomUUID() }
-    if (packet !== undefined && packet.qos > 0) {
-      metadata.mqtt = { client_id: client.id, message_id: packet.messageId, payload_sha256: sha256(packet.payload as Buffer) }
-    }
+    const metadata: Metadata = { actor: `mqtt:${client.id}` }
+    if (packet !== undefined && packet.qos > 0) metadata.mqtt = { message_id: packet.messageId, crc32: crc32(packet.payload as Buffer) }
     return metadata
   }
 
@@ -76,15 +74,19 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
     return deviceClient[refusalsKey].add()
   }
 
-  /** Records the cut-off once; the caller's hook then fails, which makes Aedes close the client. */
-  function cutOff (client: Client, tx: Transaction, streamId: string): void {
+  /**
+   * Records the cut-off once (after the refusal that was one too many is committed); then the
+   * caller's hook fails, which makes Aedes close the client.
+   */
+  async function cutOff (client: Client, streamId: string): Promise<void> {
     const deviceClient = client as DeviceClient
     if (deviceClient[cutOffKey] === true) return
     deviceClient[cutOffKey] = true
-    tx.append(streamId, [{
+    await store.append(streamId, [{
       type: 'DeviceDisconnected',
       data: { client_id: client.id, reason: 'too_many_refusals', detail: deviceClient[refusalsKey]!.detail }
-    }], { metadata: metadataFor(client) })
+    }], { metadata: metadataFor(client), expectedVersion: 'any' })
+      .catch(error => log.error({ err: error, clientId: client.id }, 'could not record a cut-off'))
   }
 
   function authenticate (client: Client, username: string | undefined, password: Buffer | undefined, done: (error: AuthenticateError | null, success: boolean | null) => void) {
@@ -99,7 +101,7 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
     store.append(credentials?.stream_id ?? 'broker', [{
       type: 'ConnectionRefused',
       data: { client_id: client.id, username: username ?? null, reason: 'bad_credentials', detail }
-    }], { metadata: metadataFor(client) }).catch(error => log.error({ err: error }, 'could not record a refused connection'))
+    }], { metadata: metadataFor(client), expectedVersion: 'any' }).catch(error => log.error({ err: error }, 'could not record a refused connection'))
       .finally(() => {
         const error = new Error('bad username or password') as AuthenticateError
         error.returnCode = 4
@@ -107,7 +109,7 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
       })
   }
 
-  function interpret (device: ConnectedDevice | undefined, packet: PublishPacket): { streamId: string, decide: (tx: Transaction) => DomainEvent[] } | ({ streamId: string } & Refusal) {
+  function interpret (device: ConnectedDevice | undefined, packet: PublishPacket): Exclude<Interpretation, { refused: true }> | ({ streamId: string } & Refusal) {
     const streamId = device?.streamId ?? 'broker'
     if (device === undefined) return { streamId, reason: 'bad_credentials', detail: 'not a device' }
     if (packet.topic.startsWith('$')) return { streamId, reason: 'reserved_topic', detail: `${packet.topic} is reserved` }
@@ -122,40 +124,43 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
     return interpretation
   }
 
+  /** What became of a message: recorded, refused (and recorded as such), or a redelivery of one already recorded. */
+  type Outcome = 'recorded' | 'refused' | 'duplicate'
+
+  /**
+   * Only this hook runs before Aedes writes the PUBACK, so it holds its callback until the
+   * message's events are committed. The unit of work only reads and appends; the refusal count
+   * and the cut-off act after the commit, on what was committed.
+   */
   function authorizePublish (client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void) {
     if (client === null) return done(null)
     const payload = packet.payload as Buffer
     const outcome = interpret((client as DeviceClient)[deviceKey], packet)
     const metadata = metadataFor(client, packet)
-    let refused = 'reason' in outcome
-    let cutOffNow = false
-    store.transact(tx => {
-      cutOffNow = false
-      if (packet.dup && metadata.mqtt?.message_id !== undefined &&
-        devices.alreadyRecorded(client.id, metadata.mqtt.message_id, metadata.mqtt.payload_sha256)) {
-        refused = true // recorded, and forwarded if it was valid, the first time
-        return
+    // A redelivery is checked against the committed log, so it waits for a unit before it in its group.
+    const independent = packet.dup ? undefined : 'any' as const
+    store.transact((tx): Outcome => {
+      if (packet.dup && metadata.mqtt !== undefined && devices.alreadyRecorded(outcome.streamId, metadata)) return 'duplicate'
+      const refuse = (refusal: Refusal): Outcome => {
+        tx.append(outcome.streamId, [rejectionEvent(client, packet.topic, payload, refusal)], { metadata, expectedVersion: independent })
+        return 'refused'
       }
-      if ('reason' in outcome) {
-        tx.append(outcome.streamId, [rejectionEvent(client, packet.topic, payload, outcome)], { metadata })
-        if (overRefusalLimit(client)) { cutOffNow = true; cutOff(client, tx, outcome.streamId) }
-        return
-      }
+      if ('reason' in outcome) return refuse(outcome)
       let events: DomainEvent[]
       try {
         events = outcome.decide(tx)
       } catch (error) {
         if (!(error instanceof DeviceMessageRefused)) throw error
-        refused = true
-        tx.append(outcome.streamId, [rejectionEvent(client, packet.topic, payload, error)], { metadata })
-        if (overRefusalLimit(client)) { cutOffNow = true; cutOff(client, tx, outcome.streamId) }
-        return
+        return refuse(error)
       }
       // The device kind parsed the payload with the message schema the events are made of.
-      tx.append(outcome.streamId, events, { metadata, validated: true })
-    }).then(() => {
-      if (cutOffNow || (client as DeviceClient)[cutOffKey] === true) return done(new Error('too many refusals'))
-      if (refused) {
+      tx.append(outcome.streamId, events, { metadata, validated: true, expectedVersion: outcome.stateless === true ? independent : undefined })
+      return 'recorded'
+    }).then(async result => {
+      if (result === 'refused' && overRefusalLimit(client)) await cutOff(client, outcome.streamId)
+      if ((client as DeviceClient)[cutOffKey] === true) return done(new Error('too many refusals'))
+      if (result !== 'recorded') {
+        // Recorded (and forwarded, if it was valid) the first time; refused ones reach nobody.
         packet.topic = REFUSED_TOPIC
         packet.retain = false
       }
@@ -177,16 +182,15 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
     if (refusal === null) return done(null, subscription)
     // A refused subscription gets failure code 0x80 in the SUBACK; the connection stays open.
     const streamId = device?.streamId ?? 'broker'
-    let cutOffNow = false
-    store.transact(tx => {
+    store.append(streamId, [{
+      type: 'SubscriptionRefused',
+      data: { topic: subscription.topic, client_id: client.id, username: device?.username ?? null, ...refusal }
+    }], { metadata: metadataFor(client), expectedVersion: 'any' }).then(async () => {
       // The refusal is recorded even when it is the one too many.
-      tx.append(streamId, [{
-        type: 'SubscriptionRefused',
-        data: { topic: subscription.topic, client_id: client.id, username: device?.username ?? null, ...refusal }
-      }], { metadata: metadataFor(client) })
-      cutOffNow = overRefusalLimit(client)
-      if (cutOffNow) cutOff(client, tx, streamId)
-    }).then(() => cutOffNow ? done(new Error('too many refusals')) : done(null, null), (error: unknown) => done(error as Error))
+      if (overRefusalLimit(client)) await cutOff(client, streamId)
+      if ((client as DeviceClient)[cutOffKey] === true) return done(new Error('too many refusals'))
+      done(null, null)
+    }, (error: unknown) => done(error as Error))
   }
 
   const aedes = await Aedes.createBroker({ authenticate, authorizePublish, authorizeSubscribe })
@@ -195,7 +199,7 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
   const recordPresence = (client: Client, event: DomainEvent) => {
     const device = deviceOf(client)
     if (device === undefined) return
-    store.append(device.streamId, [event], { metadata: metadataFor(client) })
+    store.append(device.streamId, [event], { metadata: metadataFor(client), expectedVersion: 'any' })
       .catch(error => log.warn({ err: error, clientId: client.id }, 'could not record presence'))
   }
   aedes.on('client', client => recordPresence(client, { type: 'DeviceConnected', data: { client_id: client.id } }))

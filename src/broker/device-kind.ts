@@ -17,9 +17,14 @@ export interface ConnectedDevice {
 
 export type Refusal = { reason: RejectionReason, detail: string }
 
-/** What a device's message means: events to decide inside the transaction, or a refusal. */
+/**
+ * What a device's message means: events to decide inside the unit of work, or a refusal.
+ * `stateless`: the events do not depend on the stream's state (a measurement is recorded
+ * whatever came before), so any number of them may share a group; the others are decided on
+ * the committed state and run again if a unit before them in the group changed it.
+ */
 export type Interpretation =
-  | { refused: false, streamId: string, decide: (tx: Transaction) => DomainEvent[] }
+  | { refused: false, streamId: string, decide: (tx: Transaction) => DomainEvent[], stateless?: boolean }
   | ({ refused: true } & Refusal)
 
 /** What the broker asks of each kind of device (sensors, sockets, ...). */

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import type { Aedes, Client } from 'aedes'
@@ -44,7 +43,7 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
   // Devices the log still calls connected were cut off by an unclean stop: say so first.
   const stale = app.devices.connected()
   if (stale.length > 0) {
-    const metadata = { actor: 'system', correlation_id: randomUUID() }
+    const metadata = { actor: 'system' }
     await app.store.transact(tx => {
       for (const { stream_id, client_id } of stale) {
         tx.append(stream_id, [{

@@ -104,7 +104,7 @@ const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async funct
     const streamId = `charger-${chargerId}`
     const clientId = `ws:${randomUUID()}`
     const topic = `/chargers/${chargerId}`
-    const metadata = (): Metadata => ({ actor: `charger:${chargerId}`, correlation_id: randomUUID() })
+    const metadata = (): Metadata => ({ actor: `charger:${chargerId}` })
     const failed = (error: unknown) => request.log.warn({ err: error, chargerId }, 'could not record a charger event')
     track(connections, chargerId, socket)
     app.store.append(streamId, [{ type: 'DeviceConnected', data: { client_id: clientId } }], { metadata: metadata() }).catch(failed)

@@ -1,3 +1,4 @@
+import type { Metadata } from '../../events/index.ts'
 import type { Db } from '../store/database.ts'
 import type { Projection } from '../store/projection.ts'
 import { deviceActivityProjection, deviceRegistryProjection } from './registry.ts'
@@ -98,33 +99,6 @@ export const deviceRejectionsProjection: Projection = {
 }
 
 /**
- * The last QoS 1 message recorded per (client, message id), with the hash of its payload:
- * a client whose connection dropped before its PUBACK resends with DUP set, and that
- * redelivery must not be recorded twice.
- */
-export const mqttInboxProjection: Projection = {
-  name: 'mqtt_inbox',
-  version: 2,
-  handles: ['MeasurementsRecorded', 'LogMessagesRecorded', 'HeartbeatsReceived', 'MessageRejected', 'SocketCommanded',
-    'PowerReported', 'EnergyReported', 'SocketStatusReported', 'SocketInfoReported', 'SocketAvailabilityReported',
-    'SocketMessageReceived'],
-  tables: ['mqtt_inbox'],
-  ddl: `CREATE TABLE IF NOT EXISTS mqtt_inbox (
-      client_id TEXT NOT NULL, message_id INTEGER NOT NULL, payload_sha256 TEXT NOT NULL, position INTEGER NOT NULL,
-      PRIMARY KEY (client_id, message_id)
-    ) STRICT, WITHOUT ROWID;`,
-  prepare (db) {
-    const upsert = db.prepare(`INSERT INTO mqtt_inbox (client_id, message_id, payload_sha256, position) VALUES (?, ?, ?, ?)
-      ON CONFLICT (client_id, message_id) DO UPDATE SET payload_sha256 = excluded.payload_sha256, position = excluded.position`)
-    return event => {
-      const mqtt = event.metadata.mqtt
-      if (mqtt?.message_id === undefined) return
-      upsert.run(mqtt.client_id, mqtt.message_id, mqtt.payload_sha256, event.position)
-    }
-  }
-}
-
-/**
  * Whether each device is connected now, since when, and when it was last seen: presence,
  * from the broker's connect and disconnect events. A device may hold more than one connection
  * for a moment (a reconnect that takes over its client id), so connections are counted.
@@ -178,7 +152,9 @@ export interface DeviceRejection {
 
 export function deviceQueries (db: Db) {
   const credentials = db.prepare('SELECT * FROM device_credentials WHERE username = ?')
-  const inbox = db.prepare('SELECT payload_sha256 FROM mqtt_inbox WHERE client_id = ? AND message_id = ?').pluck()
+  // A redelivery follows its first delivery closely: the stream's last 10,000 events are enough.
+  const recorded = db.prepare(`SELECT 1 FROM (SELECT metadata FROM events WHERE stream = (SELECT id FROM streams WHERE name = ?)
+    ORDER BY stream_version DESC LIMIT 10000) WHERE metadata = ?`).pluck()
   const rejections = db.prepare(`SELECT position, recorded_at, kind, topic, client_id, reason, detail, payload_excerpt, payload_bytes
     FROM device_rejections WHERE stream_id = ? AND position > ? ORDER BY position LIMIT ?`)
   const presence = db.prepare('SELECT connections, changed_at FROM device_presence WHERE stream_id = ?')
@@ -191,11 +167,15 @@ export function deviceQueries (db: Db) {
     /** Devices the log says are connected: after an unclean stop, none of them really is. */
     connected: () => connected.all() as Array<{ stream_id: string, client_id: string }>,
     credentials: (username: string) => credentials.get(username) as DeviceCredentials | undefined,
-    alreadyRecorded: (clientId: string, messageId: number, payloadSha256: string) => inbox.get(clientId, messageId) === payloadSha256,
+    /**
+     * Whether a QoS 1 message resent with DUP was recorded already: an event of the stream with the
+     * same metadata (the client, its message id and the payload's CRC-32). Derived from the log itself.
+     */
+    alreadyRecorded: (streamId: string, metadata: Metadata) => recorded.get(streamId, JSON.stringify(metadata)) !== undefined,
     rejections: (streamId: string, after: number, limit: number) => rejections.all(streamId, after, limit) as DeviceRejection[]
   }
 }
 export type DeviceQueries = ReturnType<typeof deviceQueries>
 
-export const deviceProjections = [deviceCredentialsProjection, deviceRejectionsProjection, mqttInboxProjection, devicePresenceProjection,
+export const deviceProjections = [deviceCredentialsProjection, deviceRejectionsProjection, devicePresenceProjection,
   deviceRegistryProjection, deviceActivityProjection]

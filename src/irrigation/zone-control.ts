@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Metadata } from '../../events/index.ts'
 import type { DeviceBrokerDecorator } from '../broker/plugin.ts'
@@ -32,7 +31,7 @@ export function createZoneControl ({ store, broker, clock, zones, log }: ZoneCon
   const timers = new Map<string, Timer>()
   const changeListeners = new Set<(zone: ZoneRow) => void>()
 
-  function decide (zoneId: string, command: ZoneCommand, metadata: Metadata = { actor: 'system', correlation_id: randomUUID() }): Promise<ZoneEvent[]> {
+  function decide (zoneId: string, command: ZoneCommand, metadata: Metadata = { actor: 'system' }): Promise<ZoneEvent[]> {
     return store.transact(tx => {
       const events = decideZone(command, zones.zone(zoneId)?.state ?? initialZoneState())
       if (events.length > 0) tx.append(`zone-${zoneId}`, events, { metadata })

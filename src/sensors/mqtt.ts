@@ -41,14 +41,14 @@ export function sensorDeviceKind (sensors: SensorQueries): DeviceKind {
       const read = readPayload(payload, channel.schema)
       if (!read.ok) return read
       const command = channel.command(device.id, read.message as never)
+      // Only heartbeats depend on the sensor's state (its unacknowledged revisions): the hot
+      // path for measurements and logs does not read it.
+      const stateless = command.type !== 'RecordHeartbeats'
       return {
         refused: false,
         streamId: device.streamId,
-        // Only heartbeats depend on the sensor's state (its unacknowledged revisions): the hot
-        // path for measurements and logs does not read it.
-        decide: () => decideSensor(command, command.type === 'RecordHeartbeats'
-          ? sensors.sensor(device.id)?.state ?? initialSensorState()
-          : initialSensorState())
+        stateless,
+        decide: () => decideSensor(command, stateless ? initialSensorState() : sensors.sensor(device.id)?.state ?? initialSensorState())
       }
     },
 

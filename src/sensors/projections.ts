@@ -1,6 +1,8 @@
 import type { JsonObject } from '../../events/define.ts'
 import type { Db } from '../store/database.ts'
 import type { Projection } from '../store/projection.ts'
+import { decodeData } from '../store/recorded-event.ts'
+import type { Measurement } from '../../events/sensors.ts'
 import { evolveSensor, initialSensorState, type SensorEvent, type SensorState } from './decider.ts'
 
 export const PAGE_SIZE = 64
@@ -9,12 +11,12 @@ export const BUCKET_SECONDS = 4 * 60 * 60
 /** The sensor registry, the decider's state of each sensor, and every configuration revision. */
 export const sensorsProjection: Projection = {
   name: 'sensors',
-  version: 1,
+  version: 2,
   handles: ['SensorRegistered', 'SensorConfigurationRevised', 'ConfigurationAcknowledged'],
   tables: ['sensors', 'sensor_configurations'],
   ddl: `
     CREATE TABLE IF NOT EXISTS sensors (
-      sensor_id TEXT PRIMARY KEY, network_id TEXT NOT NULL, sensor_name TEXT NOT NULL,
+      sensor_key INTEGER PRIMARY KEY, sensor_id TEXT NOT NULL UNIQUE, network_id TEXT NOT NULL, sensor_name TEXT NOT NULL,
       revision INTEGER NOT NULL, state TEXT NOT NULL, registered_at TEXT NOT NULL,
       UNIQUE (network_id, sensor_name)
     ) STRICT;
@@ -62,37 +64,46 @@ export const sensorsProjection: Projection = {
   }
 }
 
-/** Each measurement, by the sensor's own timestamp, and their counts in 4-hour buckets. */
+/**
+ * Each measurement, by the sensor's own timestamp, and their counts in 4-hour buckets. A row is
+ * only a key: the value stays in its MeasurementsRecorded event (position, and its index there),
+ * so each measurement is stored once.
+ */
 export const measurementsProjection: Projection = {
   name: 'measurements',
-  version: 1,
+  version: 2,
   handles: ['MeasurementsRecorded'],
   tables: ['measurements', 'measurement_buckets'],
   ddl: `
     CREATE TABLE IF NOT EXISTS measurements (
-      sensor_id TEXT NOT NULL, creation_timestamp REAL NOT NULL, revision INTEGER NOT NULL,
-      value TEXT NOT NULL, received_at TEXT NOT NULL, position INTEGER NOT NULL
-    ) STRICT;
-    CREATE INDEX IF NOT EXISTS measurements_by_time ON measurements (sensor_id, creation_timestamp);
+      sensor INTEGER NOT NULL, creation_timestamp REAL NOT NULL, position INTEGER NOT NULL, item INTEGER NOT NULL,
+      PRIMARY KEY (sensor, creation_timestamp, position, item)
+    ) STRICT, WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS measurement_buckets (
       sensor_id TEXT NOT NULL, bucket_start INTEGER NOT NULL, count INTEGER NOT NULL,
       PRIMARY KEY (sensor_id, bucket_start)
     ) STRICT, WITHOUT ROWID;`,
   prepare (db) {
-    const insert = db.prepare(`INSERT INTO measurements (sensor_id, creation_timestamp, revision, value, received_at, position)
-      VALUES (?, ?, ?, ?, ?, ?)`)
+    const sensorKey = db.prepare('SELECT sensor_key FROM sensors WHERE sensor_id = ?').pluck()
+    const insert = db.prepare('INSERT INTO measurements (sensor, creation_timestamp, position, item) VALUES (?, ?, ?, ?)')
     const count = db.prepare(`INSERT INTO measurement_buckets (sensor_id, bucket_start, count) VALUES (?, ?, ?)
       ON CONFLICT (sensor_id, bucket_start) DO UPDATE SET count = count + excluded.count`)
     return event => {
       if (event.type !== 'MeasurementsRecorded') return
       const id = event.data.sensor_identifier
-      const buckets = new Map<number, number>()
-      for (const m of event.data.measurements) {
-        insert.run(id, m.timestamp, m.revision, JSON.stringify(m.value), event.recorded_at, event.position)
-        const bucket = Math.floor(m.timestamp / BUCKET_SECONDS) * BUCKET_SECONDS
-        buckets.set(bucket, (buckets.get(bucket) ?? 0) + 1)
+      const key = sensorKey.get(id) as number
+      const measurements = event.data.measurements
+      let bucket = -1
+      let inBucket = 0
+      for (let item = 0; item < measurements.length; item++) {
+        const timestamp = measurements[item]!.timestamp
+        insert.run(key, timestamp, event.position, item)
+        const start = Math.floor(timestamp / BUCKET_SECONDS) * BUCKET_SECONDS
+        if (start !== bucket && inBucket > 0) { count.run(id, bucket, inBucket); inBucket = 0 }
+        bucket = start
+        inBucket += 1
       }
-      for (const [bucket, n] of buckets) count.run(id, bucket, n)
+      if (inBucket > 0) count.run(id, bucket, inBucket)
     }
   }
 }
@@ -166,6 +177,37 @@ function pageQuery (db: Db, table: string, columns: string) {
   }
 }
 
+/**
+ * Pages of measurements read as the log holds them: the keys from the projection, each value
+ * from its event (an event decoded once per page, however many of its measurements it holds).
+ */
+function measurementPages (db: Db) {
+  const columns = `m.creation_timestamp, m.position, m.item FROM measurements m
+    WHERE m.sensor = (SELECT sensor_key FROM sensors WHERE sensor_id = ?)`
+  const newest = db.prepare(`SELECT ${columns} ORDER BY m.creation_timestamp DESC, m.position DESC, m.item DESC LIMIT ${PAGE_SIZE}`)
+  const next = db.prepare(`SELECT ${columns} AND m.creation_timestamp > ? ORDER BY m.creation_timestamp, m.position, m.item LIMIT ${PAGE_SIZE}`)
+  const previous = db.prepare(`SELECT ${columns} AND m.creation_timestamp < ?
+    ORDER BY m.creation_timestamp DESC, m.position DESC, m.item DESC LIMIT ${PAGE_SIZE}`)
+  const event = db.prepare('SELECT schema_version, data FROM events WHERE position = ?')
+  type Key = { creation_timestamp: number, position: number, item: number }
+  return (sensorId: string, timestamp: number | undefined, direction: Direction) => {
+    const keys = (timestamp === undefined
+      ? newest.all(sensorId).reverse()
+      : direction === 'next' ? next.all(sensorId, timestamp) : previous.all(sensorId, timestamp).reverse()) as Key[]
+    const batches = new Map<number, Measurement[]>()
+    return keys.map(({ creation_timestamp, position, item }) => {
+      let batch = batches.get(position)
+      if (batch === undefined) {
+        const row = event.get(position) as { schema_version: number, data: string }
+        batch = (decodeData('MeasurementsRecorded', row.schema_version, row.data) as { measurements: Measurement[] }).measurements
+        batches.set(position, batch)
+      }
+      const measurement = batch[item]!
+      return { revision: measurement.revision, creation_timestamp, measurement: measurement.value as JsonObject }
+    })
+  }
+}
+
 export function sensorQueries (db: Db) {
   const sensor = db.prepare('SELECT sensor_id, network_id, sensor_name, revision, state FROM sensors WHERE sensor_id = ?')
   const networkOf = db.prepare('SELECT network_id FROM sensors WHERE sensor_id = ?').pluck()
@@ -177,7 +219,7 @@ export function sensorQueries (db: Db) {
     FROM sensor_configurations WHERE sensor_id = ? AND revision = ?`)
   const latestConfigurations = db.prepare(`SELECT c.sensor_id, c.revision, c.configuration FROM sensors s
     JOIN sensor_configurations c ON c.sensor_id = s.sensor_id AND c.revision = s.revision`)
-  const measurements = pageQuery(db, 'measurements', 'revision, creation_timestamp, value')
+  const measurements = measurementPages(db)
   const logs = pageQuery(db, 'log_messages', 'revision, creation_timestamp, severity, subject, details')
   const aggregates = db.prepare(`SELECT sensor_id AS sensor_identifier, severity, subject, min_revision, max_revision,
     min_creation_timestamp, max_creation_timestamp, count FROM log_aggregates WHERE sensor_id = ?
@@ -199,10 +241,7 @@ export function sensorQueries (db: Db) {
     configuration: (sensorId: string, revision: number) => configuration.get(sensorId, revision) as
       { revision: number, configuration: string, revised_at: string, acknowledged_at: number | null, success: number | null } | undefined,
     latestConfigurations: () => latestConfigurations.all() as Array<{ sensor_id: string, revision: number, configuration: string }>,
-    measurements: (sensorId: string, timestamp: number | undefined, direction: Direction) =>
-      measurements(sensorId, timestamp, direction).map(row => ({
-        revision: row.revision as number, creation_timestamp: row.creation_timestamp as number, measurement: JSON.parse(row.value as string) as JsonObject
-      })),
+    measurements,
     logs: (sensorId: string, timestamp: number | undefined, direction: Direction) =>
       logs(sensorId, timestamp, direction).map(row => ({
         revision: row.revision as number,

@@ -21,7 +21,7 @@ export interface PlugControlOptions {
 }
 
 type StopReason = Extract<SocketCommand, { type: 'StopInstance' }>['reason']
-const system = (): Metadata => ({ actor: 'system', correlation_id: randomUUID() })
+const system = (): Metadata => ({ actor: 'system' })
 
 /**
  * Drives plugs: decides a command on the socket's stream, publishes what it asks of the plug

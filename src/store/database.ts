@@ -4,44 +4,114 @@ import Database from 'better-sqlite3'
 
 export type Db = Database.Database
 
+export type OpenMode =
+  /** The one writer (the store's worker thread): creates the schema, WAL with synchronous=FULL. */
+  | 'writer'
+  /** A read connection beside the writer (the service's queries): WAL lets it read while the writer commits. */
+  | 'reader'
+  /** A file nobody else has open (a CLI reading a copy or a stopped service's log). */
+  | 'readonly'
+  /** A fresh file that nobody reads until it is complete (replay --out): no journal, no fsync. */
+  | 'bulk'
+
 /**
  * Durability: WAL with synchronous=FULL fsyncs the WAL on every COMMIT, so a committed
  * transaction survives power loss. With NORMAL, WAL mode may lose the last commits on power
  * loss, which would break "acknowledged means durable". Group commit makes FULL cheap.
  */
-export function openDatabase (path: string, options: { readonly?: boolean } = {}): Db {
-  if (path !== ':memory:' && !options.readonly) mkdirSync(dirname(path), { recursive: true })
-  const db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false })
-  if (!options.readonly) {
+export function openDatabase (path: string, mode: OpenMode = 'writer'): Db {
+  const writes = mode === 'writer' || mode === 'bulk'
+  if (path !== ':memory:' && writes) mkdirSync(dirname(path), { recursive: true })
+  const db = new Database(path, { readonly: !writes, fileMustExist: !writes })
+  if (mode === 'writer') {
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = FULL')
-    db.pragma('foreign_keys = ON')
+    // Checkpoints of at most ~16 MB keep the WAL, and the time one takes, bounded.
+    db.pragma('wal_autocheckpoint = 4000')
+  } else if (mode === 'bulk') {
+    db.pragma('journal_mode = OFF')
+    db.pragma('synchronous = OFF')
+    db.pragma('locking_mode = EXCLUSIVE')
   }
   db.pragma('busy_timeout = 5000')
   db.pragma('cache_size = -65536')
-  if (!options.readonly) db.exec(EVENT_LOG_DDL)
+  db.pragma('page_size = 4096')
+  if (mode === 'writer') migrateFirstLayout(db)
+  if (writes) db.exec(EVENT_LOG_DDL)
   return db
 }
 
+/**
+ * Logs written before 2026-12 kept names, ISO times and hex hashes in every row. They are moved
+ * into the lean layout once, row for row: the hashed text is the same, so the chain still
+ * verifies; every projection is rebuilt from the log afterwards.
+ */
+function migrateFirstLayout (db: Db): void {
+  const columns = db.prepare("SELECT name FROM pragma_table_info('events')").pluck().all() as string[]
+  if (!columns.includes('stream_id')) return
+  db.transaction(() => {
+    db.exec(`DROP TRIGGER IF EXISTS events_are_append_only_update; DROP TRIGGER IF EXISTS events_are_append_only_delete;
+      ALTER TABLE events RENAME TO first_layout_events; DROP TABLE IF EXISTS mqtt_inbox; DELETE FROM projection_versions`)
+    db.exec(EVENT_LOG_DDL)
+    const ids = { streams: new Map<string, number>(), event_types: new Map<string, number>() }
+    const inserts = {
+      streams: db.prepare('INSERT INTO streams (name) VALUES (?)'),
+      event_types: db.prepare('INSERT INTO event_types (name) VALUES (?)')
+    }
+    const idOf = (table: 'streams' | 'event_types', name: string) => {
+      let id = ids[table].get(name)
+      if (id === undefined) ids[table].set(name, id = Number(inserts[table].run(name).lastInsertRowid))
+      return id
+    }
+    const insert = db.prepare(`INSERT INTO events (position, stream, stream_version, type, schema_version, recorded_at, data, metadata, hash)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    type FirstLayoutRow = [number, string, number, string, number, string, string, string, string]
+    const page = db.prepare('SELECT * FROM first_layout_events WHERE position > ? ORDER BY position LIMIT 5000').raw()
+    for (let rows = page.all(0) as FirstLayoutRow[]; rows.length > 0; rows = page.all(rows.at(-1)![0]) as FirstLayoutRow[]) {
+      for (const [position, stream, version, type, schemaVersion, recordedAt, data, metadata, hash] of rows) {
+        insert.run(position, idOf('streams', stream), version, idOf('event_types', type), schemaVersion, Date.parse(recordedAt), data, metadata, Buffer.from(hash, 'hex'))
+      }
+    }
+    db.exec('DROP TABLE first_layout_events')
+  }).immediate()
+}
+
+/**
+ * The log, stored lean: stream names and event types are small integers (each name is stored
+ * once), the time is milliseconds since the epoch, the hash 32 raw bytes. `event_rows` shows
+ * it as one readable table (names, ISO times, hex hashes) for queries and for people with sqlite3.
+ */
 export const EVENT_LOG_DDL = `
+CREATE TABLE IF NOT EXISTS streams (
+  id   INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE
+) STRICT;
+CREATE TABLE IF NOT EXISTS event_types (
+  id   INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE
+) STRICT;
 CREATE TABLE IF NOT EXISTS events (
   position       INTEGER PRIMARY KEY,
-  stream_id      TEXT    NOT NULL,
+  stream         INTEGER NOT NULL,
   stream_version INTEGER NOT NULL,
-  type           TEXT    NOT NULL,
+  type           INTEGER NOT NULL,
   schema_version INTEGER NOT NULL,
-  recorded_at    TEXT    NOT NULL,
+  recorded_at    INTEGER NOT NULL,
   data           TEXT    NOT NULL,
   metadata       TEXT    NOT NULL,
-  hash           TEXT    NOT NULL,
-  UNIQUE (stream_id, stream_version)
+  hash           BLOB    NOT NULL
 ) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_stream ON events (stream, stream_version);
 -- Append-only: a past row can be neither changed nor removed through SQL by mistake.
 -- Anyone who drops these triggers to edit history is caught by \`devicelog verify\`.
 CREATE TRIGGER IF NOT EXISTS events_are_append_only_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_are_append_only_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE VIEW IF NOT EXISTS event_rows AS
+  SELECT e.position, s.name AS stream_id, e.stream_version, t.name AS type, e.schema_version,
+    e.recorded_at, e.data, e.metadata, e.hash
+  FROM events e JOIN streams s ON s.id = e.stream JOIN event_types t ON t.id = e.type;
 CREATE TABLE IF NOT EXISTS projection_versions (
   name    TEXT PRIMARY KEY,
   version INTEGER NOT NULL

@@ -1,11 +1,16 @@
+import { Worker } from 'node:worker_threads'
 import { eventDefinitions, type DomainEvent, type Metadata } from '../../events/index.ts'
 import type { Clock } from '../clock.ts'
-import { InvalidEvent, StreamVersionConflict } from '../errors.ts'
-import type { Db } from './database.ts'
-import { Projections, resetChangedProjections, type Projection } from './projection.ts'
-import { chainHash, decodeRow, GENESIS_HASH, type EventRow, type RecordedEvent } from './recorded-event.ts'
+import { InvalidEvent, StoreUnavailable, StreamVersionConflict } from '../errors.ts'
+import { openDatabase, type Db } from './database.ts'
+import { decodeRow, isoTime, type EventRow, type RecordedEvent } from './recorded-event.ts'
+import type { WriterInit, WriterReady, WriterReply, WriterRequest, WriterRow } from './writer.ts'
 
-/** `no_stream`: the stream must not exist yet; a number: its current version must be exactly that. */
+/**
+ * `no_stream`: the stream must not exist yet; a number: its current version must be exactly that;
+ * `any`: the events do not depend on the stream's state (a report is recorded whatever came before).
+ * Left out, the unit decided from the committed state it read, so it must still be current.
+ */
 export type ExpectedVersion = number | 'any' | 'no_stream'
 
 export interface AppendOptions {
@@ -18,23 +23,22 @@ export interface AppendOptions {
   validated?: boolean
 }
 
-/** What a unit of work sees: reads and appends inside the group's transaction. */
+/** What a unit of work sees: the group's time, stream versions, and appends. */
 export interface Transaction {
-  readonly db: Db
   /** The clock when the group started: every event of the group is recorded at this time. */
   readonly now: number
   append(streamId: string, events: readonly DomainEvent[], options: AppendOptions): RecordedEvent[]
   streamVersion(streamId: string): number
 }
 
+/**
+ * A unit of work reads committed state (the projections, through `store.db`) and appends: it
+ * must do nothing else, since the store may run it again (after another unit's failure, or
+ * when a unit before it in the group changed a stream it decided on). Act on its result after
+ * the promise settles, which is after the COMMIT.
+ */
 export type Work<T> = (tx: Transaction) => T
 export type CommitListener = (events: readonly RecordedEvent[]) => void
-
-interface Pending {
-  work: Work<unknown>
-  resolve(value: unknown): void
-  reject(error: unknown): void
-}
 
 export interface EventFilter {
   after?: number
@@ -47,67 +51,96 @@ export interface EventFilter {
   until?: string
 }
 
+export interface EventStoreOptions {
+  path: string
+  /** The module the writer thread imports the projections from, and the export that lists them. */
+  projections: { module: string | URL, export: string }
+  clock: Clock
+  /** Most units of work committed in one transaction. */
+  maxGroup?: number
+}
+
+interface Pending {
+  work: Work<unknown>
+  resolve(value: unknown): void
+  reject(error: unknown): void
+}
+
+interface StagedUnit { pending: Pending, value: unknown }
+
+interface Group {
+  id: number
+  now: number
+  units: StagedUnit[]
+  rows: WriterRow[]
+  events: RecordedEvent[]
+  unitEnds: number[]
+  /** Stream versions after this group's appends. */
+  versions: Map<string, number>
+}
+
+/** Thrown inside a unit that decided on a stream an earlier unit of its group appended to. */
+class RunAfterCommit extends Error {}
+
 /**
- * The append-only log. Units of work queue up and are run one after the other inside a single
- * transaction, flushed on the next turn of the event loop (group commit); each gets its own
- * savepoint, so one that throws is rolled back alone. A unit's promise settles only after the
- * COMMIT, which is what makes an acknowledgement durable.
+ * The append-only log, as the service sees it. Units of work queue up; while the writer thread
+ * commits one group, the next one gathers (group commit). A group's units run here, one after
+ * the other, reading committed state and staging appends; the writer hashes, inserts, projects
+ * and fsyncs the group as one transaction. A unit's promise settles only after that COMMIT,
+ * which is what makes an acknowledgement durable. Reads go through `db`, a read connection that
+ * sees every committed group.
  */
 export class EventStore {
   private queue: Pending[] = []
   private flushScheduled = false
-  private lastPosition: number
-  private lastHash: string
+  private inFlight: Group | undefined
+  private nextId = 1
+  private position: number
+  private hash: string
   private readonly listeners = new Set<CommitListener>()
-  private readonly projections: Projections
-  private readonly insertEvent
+  private readonly committedVersions = new Map<string, number>()
   private readonly selectStreamVersion
-  private readonly runGroup
-  /** Versions of the streams appended to by the running group, and of committed streams. */
-  private readonly groupVersions = new Map<string, number>()
-  private readonly streamVersions = new Map<string, number>()
-  private readonly transaction: Transaction
-  private closed = false
-  private groupEvents: RecordedEvent[] = []
-  private groupNow = 0
-  private groupRecordedAt = ''
+  private closing: Promise<void> | undefined
+  private drained: (() => void) | undefined
+  private failure: Error | undefined
 
-  constructor (
+  private constructor (
     readonly db: Db,
-    projections: readonly Projection[],
+    private readonly worker: Worker,
+    head: WriterReady,
     private readonly clock: Clock,
-    private readonly maxGroup = 1000
+    private readonly maxGroup: number
   ) {
-    const changed = resetChangedProjections(db, projections)
-    this.projections = new Projections(db, projections)
-    const head = db.prepare('SELECT position, hash FROM events ORDER BY position DESC LIMIT 1').get() as
-      { position: number, hash: string } | undefined
-    this.lastPosition = head?.position ?? 0
-    this.lastHash = head?.hash ?? GENESIS_HASH
-    this.insertEvent = db.prepare(`INSERT INTO events
-      (position, stream_id, stream_version, type, schema_version, recorded_at, data, metadata, hash)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-    this.selectStreamVersion = db.prepare('SELECT max(stream_version) AS v FROM events WHERE stream_id = ?').pluck()
-    const store = this
-    this.transaction = {
-      db,
-      get now () { return store.groupNow },
-      append: (streamId, events, options) => this.appendInTransaction(streamId, events, options),
-      streamVersion: streamId => this.streamVersion(streamId)
-    }
-    this.runGroup = db.transaction(this.runUnits.bind(this))
-    if (changed.length > 0) rebuildProjections(db, changed)
+    this.position = head.position
+    this.hash = head.hash
+    this.selectStreamVersion = db.prepare('SELECT max(stream_version) FROM events WHERE stream = (SELECT id FROM streams WHERE name = ?)').pluck()
+    worker.on('message', (reply: WriterReply) => this.committed(reply))
+    worker.on('error', error => this.fail(error))
+    worker.on('exit', code => { if (this.closing === undefined) this.fail(new Error(`the log's writer thread exited (${code})`)) })
   }
 
+  /** Starts the writer thread (which creates the schema and rebuilds changed projections), then opens a read connection. */
+  static async open ({ path, projections, clock, maxGroup = 1000 }: EventStoreOptions): Promise<EventStore> {
+    const workerData: WriterInit = { path, projectionsModule: String(projections.module), projectionsExport: projections.export }
+    const worker = new Worker(new URL('./writer-thread.mjs', import.meta.url), { workerData })
+    const ready = await new Promise<WriterReady>((resolve, reject) => {
+      const exited = (code: number) => failed(new Error(`the log's writer thread exited (${code}) before it was ready`))
+      const failed = (error: Error) => { worker.off('message', started); reject(error) }
+      const started = (message: WriterReady) => { worker.off('error', failed); worker.off('exit', exited); resolve(message) }
+      worker.once('message', started).once('error', failed).once('exit', exited)
+    })
+    return new EventStore(openDatabase(path, 'reader'), worker, ready, clock, maxGroup)
+  }
 
-  /** Run `work` in the next group transaction; resolves with its result once committed. */
+  /** Run `work` in the next group; resolves with its result once that group is committed. */
   transact<T> (work: Work<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new Error('event store is closed'))
+    if (this.closing !== undefined) return Promise.reject(new Error('event store is closed'))
+    if (this.failure !== undefined) return Promise.reject(this.failure)
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ work, resolve: resolve as (value: unknown) => void, reject })
-      if (!this.flushScheduled) {
+      if (!this.flushScheduled && this.inFlight === undefined) {
         this.flushScheduled = true
-        setImmediate(() => this.flush())
+        setImmediate(() => { this.flushScheduled = false; this.flush() })
       }
     })
   }
@@ -116,85 +149,150 @@ export class EventStore {
     return this.transact(tx => tx.append(streamId, events, options))
   }
 
-  /** Commit everything queued now, in groups of at most `maxGroup` units. */
-  flush (): void {
-    this.flushScheduled = false
-    while (this.queue.length > 0) {
-      const group = this.queue.splice(0, this.maxGroup)
-      this.commitGroup(group)
-    }
+  /** Called with every group of events right after it commits. Returns an unsubscribe. */
+  subscribe (listener: CommitListener): () => void {
+    this.listeners.add(listener)
+    return () => { this.listeners.delete(listener) }
   }
 
-  /**
-   * Runs the group's units in one transaction, without a savepoint each (they cost more than
-   * the work): if a unit throws, the whole transaction is rolled back, that unit is rejected,
-   * and the group runs again without it. Units are pure reads and appends, so rerunning is safe.
-   */
-  private commitGroup (group: Pending[]): void {
-    this.groupNow = this.clock.now()
-    this.groupRecordedAt = new Date(this.groupNow).toISOString()
-    let remaining = group
-    while (remaining.length > 0) {
-      const position = this.lastPosition
-      const hash = this.lastHash
-      this.groupEvents = []
-      this.groupVersions.clear()
-      const values: unknown[] = []
-      let failed: { index: number, error: unknown } | undefined
-      try {
-        this.runGroup.immediate(remaining, values, (index: number, error: unknown) => { failed = { index, error } })
-      } catch (error) {
-        this.lastPosition = position
-        this.lastHash = hash
-        if (failed === undefined) {
-          // The COMMIT itself failed (disk full, I/O error): nothing of the group is durable.
-          for (const pending of remaining) pending.reject(error)
-          return
-        }
-        remaining[failed.index]!.reject(failed.error)
-        remaining = remaining.filter((_, i) => i !== failed!.index)
+  get headPosition (): number { return this.position }
+
+  read (filter: EventFilter = {}): RecordedEvent[] {
+    return readEvents(this.db, filter)
+  }
+
+  /** Commit what is queued, close the writer (which checkpoints), then the read connection. Later transacts are refused. */
+  close (): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.inFlight !== undefined || this.queue.length > 0) {
+        await new Promise<void>(resolve => { this.drained = resolve; if (this.inFlight === undefined) this.flush() })
+      }
+      this.listeners.clear()
+      if (this.failure === undefined) {
+        await new Promise<void>(resolve => {
+          this.worker.once('message', () => resolve())
+          this.worker.once('exit', () => resolve())
+          this.worker.postMessage({ op: 'close', id: 0 } satisfies WriterRequest)
+        })
+      }
+      await this.worker.terminate()
+      this.db.close()
+    })()
+    return this.closing
+  }
+
+  /** Runs the next group's units and hands their rows to the writer. */
+  private flush (): void {
+    while (this.inFlight === undefined && this.queue.length > 0) {
+      const group = this.stage(this.queue.splice(0, this.maxGroup))
+      if (group.rows.length === 0) {
+        for (const unit of group.units) unit.pending.resolve(unit.value)
         continue
       }
-      for (const [stream, version] of this.groupVersions) this.streamVersions.set(stream, version)
-      const committed = this.groupEvents
-      this.groupEvents = []
-      remaining.forEach((pending, i) => pending.resolve(values[i]))
-      if (committed.length > 0) {
-        for (const listener of this.listeners) {
-          try { listener(committed) } catch { /* a listener's failure must not undo a commit */ }
-        }
+      this.inFlight = group
+      this.worker.postMessage({ op: 'commit', id: group.id, recordedAt: group.now, rows: group.rows, unitEnds: group.unitEnds } satisfies WriterRequest)
+    }
+    if (this.inFlight === undefined && this.queue.length === 0) this.drained?.()
+  }
+
+  private stage (pendings: Pending[]): Group {
+    const group: Group = { id: this.nextId++, now: this.clock.now(), units: [], rows: [], events: [], unitEnds: [], versions: new Map() }
+    const recordedAt = isoTime(group.now)
+    const later: Pending[] = []
+    for (const pending of pendings) {
+      const unit = new UnitOfWork(this, group, recordedAt)
+      let value: unknown
+      try {
+        value = pending.work(unit)
+      } catch (error) {
+        if (error instanceof RunAfterCommit) later.push(pending)
+        else pending.reject(error)
+        continue
       }
+      unit.stage()
+      group.units.push({ pending, value })
+      group.unitEnds.push(group.rows.length)
+    }
+    this.queue.unshift(...later)
+    return group
+  }
+
+  private committed (reply: WriterReply): void {
+    const group = this.inFlight
+    if (group === undefined || reply.id !== group.id) return
+    this.inFlight = undefined
+    if (!reply.ok) {
+      const error = reply.unit === null ? new StoreUnavailable(reply.error.message) : Object.assign(new Error(reply.error.message), reply.error)
+      if (reply.unit === null) {
+        // The COMMIT itself failed (disk full, I/O error): nothing of the group is durable.
+        for (const unit of group.units) unit.pending.reject(error)
+      } else {
+        // One unit's appends broke a rule of the log or a projection: it fails alone, the rest run again.
+        group.units[reply.unit]!.pending.reject(error)
+        this.queue.unshift(...group.units.filter((_, i) => i !== reply.unit).map(unit => unit.pending))
+      }
+      this.flush()
       return
     }
-  }
-
-  private runUnits (group: Pending[], values: unknown[], onFailure: (index: number, error: unknown) => void): void {
-    for (let i = 0; i < group.length; i++) {
-      try {
-        values.push(group[i]!.work(this.transaction))
-      } catch (error) {
-        onFailure(i, error)
-        throw error
-      }
+    group.events.forEach((event, i) => { event.hash = reply.hashes[i]! })
+    this.position += group.rows.length
+    this.hash = group.events.at(-1)!.hash
+    for (const [stream, version] of group.versions) this.committedVersions.set(stream, version)
+    for (const unit of group.units) unit.pending.resolve(unit.value)
+    for (const listener of this.listeners) {
+      try { listener(group.events) } catch { /* a listener's failure must not undo a commit */ }
     }
+    this.flush()
   }
 
-  /** Stream versions: this group's appends, then the committed ones, then the table. */
-  private streamVersion (streamId: string): number {
-    const staged = this.groupVersions.get(streamId) ?? this.streamVersions.get(streamId)
-    if (staged !== undefined) return staged
-    const version = (this.selectStreamVersion.get(streamId) as number | null) ?? -1
-    if (version >= 0) this.streamVersions.set(streamId, version)
+  private fail (error: Error): void {
+    this.failure ??= new StoreUnavailable(error.message)
+    const units = [...(this.inFlight?.units.map(unit => unit.pending) ?? []), ...this.queue]
+    this.inFlight = undefined
+    this.queue = []
+    for (const pending of units) pending.reject(this.failure)
+    this.drained?.()
+  }
+
+  /** @internal The committed version of a stream (-1: none), cached once read. */
+  committedVersion (streamId: string): number {
+    let version = this.committedVersions.get(streamId)
+    if (version === undefined) {
+      version = (this.selectStreamVersion.get(streamId) as number | null) ?? -1
+      if (version >= 0) this.committedVersions.set(streamId, version)
+    }
     return version
   }
 
-  private appendInTransaction (streamId: string, events: readonly DomainEvent[], options: AppendOptions): RecordedEvent[] {
-    const expected = options.expectedVersion ?? 'any'
+  /** @internal */
+  get nextPosition (): number { return this.position + 1 }
+}
+
+/** One unit's view of its group: its appends are staged only if it returns. */
+class UnitOfWork implements Transaction {
+  private readonly versions = new Map<string, number>()
+  private readonly rows: WriterRow[] = []
+  private readonly events: RecordedEvent[] = []
+
+  constructor (private readonly store: EventStore, private readonly group: Group, private readonly recordedAt: string) {}
+
+  get now (): number { return this.group.now }
+
+  streamVersion (streamId: string): number {
+    return this.versions.get(streamId) ?? this.group.versions.get(streamId) ?? this.store.committedVersion(streamId)
+  }
+
+  append (streamId: string, events: readonly DomainEvent[], options: AppendOptions): RecordedEvent[] {
+    const expected = options.expectedVersion
+    const own = this.versions.get(streamId)
+    // Another unit of this group appended to the stream: what this one read is older than that.
+    const stale = own === undefined && this.group.versions.has(streamId)
     let version = this.streamVersion(streamId)
-    if (expected !== 'any' && (expected === 'no_stream' ? version !== -1 : version !== expected)) {
+    if (expected === undefined && stale) throw new RunAfterCommit()
+    if (expected !== undefined && expected !== 'any' && (expected === 'no_stream' ? version !== -1 : version !== expected)) {
+      if (stale) throw new RunAfterCommit()
       throw new StreamVersionConflict(streamId, String(expected), version)
     }
-    const recordedAt = this.groupRecordedAt
     const metadata = JSON.stringify(options.metadata)
     const recorded: RecordedEvent[] = []
     for (const event of events) {
@@ -204,57 +302,31 @@ export class EventStore {
         if (!valid.success) throw new InvalidEvent(event.type, valid.error.message)
       }
       version += 1
-      const row = {
-        position: this.lastPosition + 1,
-        stream_id: streamId,
-        stream_version: version,
-        type: event.type,
-        schema_version: definition.version,
-        recorded_at: recordedAt,
-        data: JSON.stringify(event.data),
-        metadata
-      }
-      const hash = chainHash(this.lastHash, row)
-      this.insertEvent.run(row.position, streamId, version, event.type, definition.version, recordedAt, row.data, metadata, hash)
-      this.lastPosition = row.position
-      this.lastHash = hash
+      const position = this.store.nextPosition + this.group.rows.length + this.rows.length
+      this.rows.push([position, streamId, version, event.type, JSON.stringify(event.data), metadata])
       const recordedEvent = {
-        ...event,
-        position: row.position,
+        type: event.type,
+        data: event.data,
+        position,
         stream_id: streamId,
         stream_version: version,
         schema_version: definition.version,
-        recorded_at: recordedAt,
+        recorded_at: this.recordedAt,
         metadata: options.metadata,
-        hash
+        hash: ''
       } as RecordedEvent
-      this.projections.apply(recordedEvent)
       recorded.push(recordedEvent)
-      this.groupEvents.push(recordedEvent)
+      this.events.push(recordedEvent)
     }
-    this.groupVersions.set(streamId, version)
+    this.versions.set(streamId, version)
     return recorded
   }
 
-  /** Called with every group of events right after it commits. Returns an unsubscribe. */
-  subscribe (listener: CommitListener): () => void {
-    this.listeners.add(listener)
-    return () => { this.listeners.delete(listener) }
-  }
-
-  get headPosition (): number { return this.lastPosition }
-
-  read (filter: EventFilter = {}): RecordedEvent[] {
-    return readEvents(this.db, filter)
-  }
-
-  /** Flush what is queued, then close the database. Later transacts are refused. */
-  close (): void {
-    if (this.closed) return
-    this.flush()
-    this.closed = true
-    this.listeners.clear()
-    this.db.close()
+  /** The unit returned: its appends join the group. */
+  stage (): void {
+    for (const row of this.rows) this.group.rows.push(row)
+    for (const event of this.events) this.group.events.push(event)
+    for (const [stream, version] of this.versions) this.group.versions.set(stream, version)
   }
 }
 
@@ -267,34 +339,15 @@ export function readEvents (db: Db, filter: EventFilter = {}): RecordedEvent[] {
 export function eventQuery (filter: EventFilter): { sql: string, params: Record<string, unknown> } {
   const where: string[] = ['position > @after']
   const params: Record<string, unknown> = { after: filter.after ?? 0, limit: filter.limit ?? -1 }
-  const add = (key: keyof EventFilter, clause: string) => {
+  const add = (key: keyof EventFilter, clause: string, value: unknown = filter[key]) => {
     if (filter[key] === undefined) return
     where.push(clause)
-    params[key] = filter[key]
+    params[key] = value
   }
   add('before', 'position < @before')
   add('stream', 'stream_id = @stream')
   add('type', 'type = @type')
-  add('since', 'recorded_at >= @since')
-  add('until', 'recorded_at <= @until')
-  return { sql: `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY position LIMIT @limit`, params }
-}
-
-/** The whole log in position order, a page of rows at a time (replays never hold it all). */
-export function * eventPages (db: Db, pageSize = 5000): Generator<EventRow[]> {
-  const page = db.prepare('SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ?')
-  for (let after = 0; ;) {
-    const rows = page.all(after, pageSize) as EventRow[]
-    if (rows.length === 0) return
-    yield rows
-    after = rows[rows.length - 1]!.position
-  }
-}
-
-/** Refill projections from the whole log, inside one transaction. */
-export function rebuildProjections (db: Db, projections: readonly Projection[]): void {
-  const runner = new Projections(db, projections)
-  db.transaction(() => {
-    for (const rows of eventPages(db)) for (const row of rows) runner.apply(decodeRow(row))
-  }).immediate()
+  add('since', 'recorded_at >= @since', Date.parse(filter.since!))
+  add('until', 'recorded_at <= @until', Date.parse(filter.until!))
+  return { sql: `SELECT * FROM event_rows WHERE ${where.join(' AND ')} ORDER BY position LIMIT @limit`, params }
 }

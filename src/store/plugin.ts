@@ -1,8 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Clock } from '../clock.ts'
-import { openDatabase } from './database.ts'
-import { EventStore } from './event-store.ts'
-import type { Projection } from './projection.ts'
+import { EventStore, type EventStoreOptions } from './event-store.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -11,17 +9,12 @@ declare module 'fastify' {
   }
 }
 
-export interface StorePluginOptions {
-  databasePath: string
-  projections: readonly Projection[]
-  clock: Clock
-  maxGroup: number
-}
+export type StorePluginOptions = EventStoreOptions
 
-/** Opens the log and its projections; on close, commits what is queued and closes the file. */
+/** Opens the log (its writer thread and a read connection); on close, commits what is queued and closes both. */
 export default fp<StorePluginOptions>(async function storePlugin (app, options) {
-  const store = new EventStore(openDatabase(options.databasePath), options.projections, options.clock, options.maxGroup)
+  const store = await EventStore.open(options)
   app.decorate('store', store)
   app.decorate('clock', options.clock)
-  app.addHook('onClose', async () => { store.close() })
+  app.addHook('onClose', async () => { await store.close() })
 }, { name: 'store' })

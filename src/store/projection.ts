@@ -1,6 +1,6 @@
 import type { EventType } from '../../events/index.ts'
 import type { Db } from './database.ts'
-import type { RecordedEvent } from './recorded-event.ts'
+import { decodeData, isoTime, type RecordedEvent } from './recorded-event.ts'
 
 /**
  * A read model is data: its name, the event types it folds, the tables it owns, and a pure
@@ -35,6 +35,8 @@ export class Projections {
     }
   }
 
+  handles (type: string): boolean { return this.byType.has(type) }
+
   apply (event: RecordedEvent): void {
     const appliers = this.byType.get(event.type)
     if (appliers === undefined) return
@@ -58,4 +60,44 @@ export function resetChangedProjections (db: Db, projections: readonly Projectio
     if (hasEvents) changed.push(projection)
   }
   return changed
+}
+
+type RawEvent = [number, number, number, number, number, number, string, string]
+
+/**
+ * Folds every event of `source` that a projection of `runner` handles, in position order, a
+ * page at a time (never the whole log in memory). Rows of other types are not even decoded.
+ */
+export function foldLog (source: Db, runner: Projections, onPage: (position: number) => void = () => {}): number {
+  const streams: string[] = []
+  const types: string[] = []
+  for (const [id, name] of source.prepare('SELECT id, name FROM streams').raw().all() as Array<[number, string]>) streams[id] = name
+  for (const [id, name] of source.prepare('SELECT id, name FROM event_types').raw().all() as Array<[number, string]>) types[id] = name
+  const handled = types.map(type => runner.handles(type))
+  const page = source.prepare(`SELECT position, stream, stream_version, type, schema_version, recorded_at, data, metadata
+    FROM events WHERE position > ? ORDER BY position LIMIT 5000`).raw()
+  let lastTime = -1
+  let lastIso = ''
+  let after = 0
+  for (;;) {
+    const rows = page.all(after) as RawEvent[]
+    if (rows.length === 0) return after
+    for (const [position, stream, version, typeId, schemaVersion, recordedAt, data, metadata] of rows) {
+      if (!handled[typeId]) continue
+      if (recordedAt !== lastTime) { lastTime = recordedAt; lastIso = isoTime(recordedAt) }
+      const type = types[typeId]!
+      runner.apply({
+        type, data: decodeData(type, schemaVersion, data), position, stream_id: streams[stream]!, stream_version: version,
+        schema_version: schemaVersion, recorded_at: lastIso, metadata: JSON.parse(metadata), hash: ''
+      } as RecordedEvent)
+    }
+    after = rows[rows.length - 1]![0]
+    onPage(after)
+  }
+}
+
+/** Refill projections from the whole log, inside one transaction. */
+export function rebuildProjections (db: Db, projections: readonly Projection[]): void {
+  const runner = new Projections(db, projections)
+  db.transaction(() => { foldLog(db, runner) }).immediate()
 }

@@ -7,51 +7,63 @@ export type RecordedEvent<E extends DomainEvent = DomainEvent> = E & {
   stream_id: string
   stream_version: number
   schema_version: number
+  /** ISO 8601, UTC, milliseconds. */
   recorded_at: string
   metadata: Metadata
+  /** SHA-256 of the previous hash and this row, hex. */
   hash: string
 }
 
-/** A row of the events table, exactly as stored: data and metadata are the hashed JSON text. */
+/** A row of `event_rows`: names resolved, time in ms, hash raw; data and metadata are the hashed JSON text. */
 export interface EventRow {
   position: number
   stream_id: string
   stream_version: number
   type: string
   schema_version: number
-  recorded_at: string
+  recorded_at: number
   data: string
   metadata: string
-  hash: string
+  hash: Buffer
 }
 
 export const GENESIS_HASH = '0'.repeat(64)
 
-/** Chains a row to its predecessor: any edit or removal of a past row changes every later hash. */
-export function chainHash (previousHash: string, row: Omit<EventRow, 'hash'>): string {
+/**
+ * Chains a row to its predecessor: any edit or removal of a past row changes every later hash.
+ * The hashed text is the row as the first versions of the log stored it (names, ISO time),
+ * so the chain does not depend on how rows are laid out on disk.
+ */
+export function chainHash (previousHash: string, position: number, streamId: string, streamVersion: number, type: string,
+  schemaVersion: number, recordedAt: string, data: string, metadata: string): Buffer {
   return createHash('sha256')
-    .update(JSON.stringify([previousHash, row.position, row.stream_id, row.stream_version, row.type,
-      row.schema_version, row.recorded_at, row.data, row.metadata]))
-    .digest('hex')
+    .update(JSON.stringify([previousHash, position, streamId, streamVersion, type, schemaVersion, recordedAt, data, metadata]))
+    .digest()
+}
+
+export const isoTime = (ms: number): string => new Date(ms).toISOString()
+
+/** Data as stored, upcast to the current schema version of its type. */
+export function decodeData (type: string, schemaVersion: number, text: string): unknown {
+  let data: unknown = JSON.parse(text)
+  for (let upcast = upcasters[`${type}@${schemaVersion}`]; upcast; upcast = upcasters[`${type}@${schemaVersion}`]) {
+    data = upcast(data)
+    schemaVersion += 1
+  }
+  return data
 }
 
 /** A stored row back to an event, upcast to the current schema version. */
 export function decodeRow (row: EventRow): RecordedEvent {
-  let data: unknown = JSON.parse(row.data)
-  let version = row.schema_version
-  for (let upcast = upcasters[`${row.type}@${version}`]; upcast; upcast = upcasters[`${row.type}@${version}`]) {
-    data = upcast(data)
-    version += 1
-  }
   return {
     type: row.type,
-    data,
+    data: decodeData(row.type, row.schema_version, row.data),
     position: row.position,
     stream_id: row.stream_id,
     stream_version: row.stream_version,
     schema_version: row.schema_version,
-    recorded_at: row.recorded_at,
+    recorded_at: isoTime(row.recorded_at),
     metadata: JSON.parse(row.metadata) as Metadata,
-    hash: row.hash
+    hash: row.hash.toString('hex')
   } as RecordedEvent
 }

@@ -1,5 +1,7 @@
-import type { Db } from './database.ts'
-import { chainHash, GENESIS_HASH, type EventRow } from './recorded-event.ts'
+import { availableParallelism } from 'node:os'
+import { parentPort, Worker, workerData } from 'node:worker_threads'
+import { openDatabase, type Db } from './database.ts'
+import { chainHash, GENESIS_HASH, isoTime } from './recorded-event.ts'
 
 export type VerifyResult =
   | { ok: true, count: number, head: string }
@@ -8,34 +10,111 @@ export type VerifyResult =
 /** Rows read per step: the live service yields to the event loop between steps. */
 const STEP = 5000
 
-/** One step of the walk: the next rows, checked against the chain so far. */
-function verifyStep (db: Db, state: { previousHash: string, position: number }): VerifyResult | 'more' {
-  const rows = db.prepare('SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ?').all(state.position, STEP) as EventRow[]
-  for (const row of rows) {
-    if (row.position !== state.position + 1) return { ok: false, position: state.position + 1, reason: `position ${state.position + 1} is missing` }
-    if (chainHash(state.previousHash, row) !== row.hash) return { ok: false, position: row.position, reason: 'hash does not match the row and its predecessor' }
-    state.previousHash = row.hash
-    state.position = row.position
+type RawRow = [number, number, number, number, number, number, string, string, Buffer]
+
+/**
+ * Checks rows (after, until] of the chain: each row's hash must be the hash of its predecessor's
+ * stored hash and the row itself, and positions must follow each other. Since every row is
+ * checked against the hash stored before it, ranges can be checked apart, in any order.
+ */
+class RangeCheck {
+  private readonly rows
+  private readonly streams: string[] = []
+  private readonly types: string[] = []
+  private lastTime = -1
+  private lastIso = ''
+  previousHash: string
+  position: number
+
+  constructor (db: Db, after: number, readonly until = Number.MAX_SAFE_INTEGER) {
+    this.rows = db.prepare(`SELECT position, stream, stream_version, type, schema_version, recorded_at, data, metadata, hash
+      FROM events WHERE position > ? AND position <= ? ORDER BY position LIMIT ?`).raw()
+    for (const [id, name] of db.prepare('SELECT id, name FROM streams').raw().all() as Array<[number, string]>) this.streams[id] = name
+    for (const [id, name] of db.prepare('SELECT id, name FROM event_types').raw().all() as Array<[number, string]>) this.types[id] = name
+    const before = after === 0 ? undefined : db.prepare('SELECT hash FROM events WHERE position = ?').pluck().get(after) as Buffer | undefined
+    this.previousHash = before?.toString('hex') ?? GENESIS_HASH
+    this.position = after
+    if (after > 0 && before === undefined) this.position = -after
   }
-  return rows.length === STEP ? 'more' : { ok: true, count: state.position, head: state.previousHash }
+
+  /** The next step: 'more', or the verdict on the range. */
+  step (): VerifyResult | 'more' {
+    if (this.position < 0) return { ok: false, position: -this.position, reason: `position ${-this.position} is missing` }
+    const rows = this.rows.all(this.position, this.until, STEP) as RawRow[]
+    for (const [position, stream, version, type, schemaVersion, recordedAt, data, metadata, hash] of rows) {
+      if (position !== this.position + 1) return { ok: false, position: this.position + 1, reason: `position ${this.position + 1} is missing` }
+      if (recordedAt !== this.lastTime) { this.lastTime = recordedAt; this.lastIso = isoTime(recordedAt) }
+      const expected = chainHash(this.previousHash, position, this.streams[stream]!, version, this.types[type]!, schemaVersion, this.lastIso, data, metadata)
+      if (!expected.equals(hash)) return { ok: false, position, reason: 'hash does not match the row and its predecessor' }
+      this.previousHash = hash.toString('hex')
+      this.position = position
+    }
+    return rows.length === STEP && this.position < this.until ? 'more' : { ok: true, count: this.position, head: this.previousHash }
+  }
 }
 
 /** Walk the hash chain from the first event; report the first row that does not hold. */
 export function verifyChain (db: Db, onProgress: (position: number) => void = () => {}): VerifyResult {
-  const state = { previousHash: GENESIS_HASH, position: 0 }
+  const check = new RangeCheck(db, 0)
   for (;;) {
-    const result = verifyStep(db, state)
+    const result = check.step()
     if (result !== 'more') return result
-    onProgress(state.position)
+    onProgress(check.position)
   }
 }
 
 /** The same walk for the running service: between steps, MQTT and HTTP go on. */
 export async function verifyChainInSteps (db: Db): Promise<VerifyResult> {
-  const state = { previousHash: GENESIS_HASH, position: 0 }
+  const check = new RangeCheck(db, 0)
   for (;;) {
-    const result = verifyStep(db, state)
+    const result = check.step()
     if (result !== 'more') return result
     await new Promise(resolve => setImmediate(resolve))
   }
+}
+
+interface RangeTask { path: string, after: number, until: number }
+type RangeMessage = { progress: number } | { result: VerifyResult }
+
+/**
+ * The chain checked by one thread per core, each over its own range of positions: the first
+ * broken row of the lowest range is the verdict, as a single walk would find it.
+ */
+export async function verifyChainInParallel (path: string, onProgress: (checked: number, total: number) => void = () => {}): Promise<VerifyResult> {
+  const db = openDatabase(path, 'readonly')
+  const last = (db.prepare('SELECT max(position) FROM events').pluck().get() as number | null) ?? 0
+  const head = last === 0 ? undefined : (db.prepare('SELECT hash FROM events WHERE position = ?').pluck().get(last) as Buffer)
+  db.close()
+  const threads = Math.max(1, Math.min(availableParallelism(), Math.ceil(last / 50_000)))
+  const size = Math.ceil(last / threads)
+  const checked = new Array<number>(threads).fill(0)
+  const ranges = Array.from({ length: threads }, (_, i) => ({ path, after: i * size, until: Math.min(last, (i + 1) * size) }))
+  const results = await Promise.all(ranges.map((task, i) => new Promise<VerifyResult>((resolve, reject) => {
+    const worker = new Worker(new URL('./verify-thread.mjs', import.meta.url), { workerData: task satisfies RangeTask })
+    worker.on('message', (message: RangeMessage) => {
+      if ('progress' in message) {
+        checked[i] = message.progress - task.after
+        onProgress(checked.reduce((a, b) => a + b, 0), last)
+      } else {
+        resolve(message.result)
+        void worker.terminate()
+      }
+    })
+    worker.on('error', reject)
+  })))
+  const broken = results.find(result => !result.ok)
+  if (broken !== undefined) return broken
+  return { ok: true, count: last, head: head?.toString('hex') ?? GENESIS_HASH }
+}
+
+if (parentPort !== null && (workerData as RangeTask | undefined)?.until !== undefined) {
+  const task = workerData as RangeTask
+  const db = openDatabase(task.path, 'readonly')
+  const check = new RangeCheck(db, task.after, task.until)
+  let result: VerifyResult | 'more'
+  while ((result = check.step()) === 'more') parentPort.postMessage({ progress: check.position } satisfies RangeMessage)
+  // A range that ends early (rows missing at its end) is broken where the next row should be.
+  if (result.ok && result.count !== task.until) result = { ok: false, position: result.count + 1, reason: `position ${result.count + 1} is missing` }
+  db.close()
+  parentPort.postMessage({ result } satisfies RangeMessage)
 }

@@ -1,0 +1,151 @@
+// The log's writer, on its own thread: the only connection that writes. It receives groups of
+// rows already positioned, versioned and timestamped by the service, and hashes, inserts,
+// projects and commits each group in one transaction, so the thread that runs the broker and
+// HTTP never waits for SQLite or fsync. Started by writer-thread.mjs (TypeScript through tsx).
+import { parentPort, workerData } from 'node:worker_threads'
+import { eventDefinitions, type EventType, type Metadata } from '../../events/index.ts'
+import { openDatabase, type Db } from './database.ts'
+import { Projections, rebuildProjections, resetChangedProjections, type Projection } from './projection.ts'
+import { chainHash, GENESIS_HASH, isoTime, type RecordedEvent } from './recorded-event.ts'
+
+/** One row to append: [position, stream id, stream version, type, data JSON, metadata JSON]. */
+export type WriterRow = [number, string, number, string, string, string]
+
+export type WriterRequest =
+  | { op: 'commit', id: number, recordedAt: number, rows: WriterRow[], unitEnds: number[] }
+  | { op: 'close', id: number }
+
+export type WriterReply =
+  | { id: number, ok: true, hashes: string[] }
+  | { id: number, ok: false, unit: number | null, error: { name: string, message: string, code?: string } }
+
+export interface WriterInit {
+  path: string
+  /** A module that exports the projections (the service's list), and the export's name. */
+  projectionsModule: string
+  projectionsExport: string
+}
+
+export interface WriterReady { ready: true, position: number, hash: string }
+
+/** Stream and type names to their ids, each stored once; a rolled-back group forgets its new ones. */
+class Names {
+  private readonly ids = new Map<string, number>()
+  private readonly added: string[] = []
+  private readonly select
+  private readonly insert
+
+  constructor (db: Db, table: 'streams' | 'event_types') {
+    this.select = db.prepare(`SELECT id FROM ${table} WHERE name = ?`).pluck()
+    this.insert = db.prepare(`INSERT INTO ${table} (name) VALUES (?)`)
+  }
+
+  id (name: string): number {
+    let id = this.ids.get(name)
+    if (id === undefined) {
+      id = this.select.get(name) as number | undefined
+      if (id === undefined) {
+        id = Number(this.insert.run(name).lastInsertRowid)
+        this.added.push(name)
+      }
+      this.ids.set(name, id)
+    }
+    return id
+  }
+
+  committed (): void { this.added.length = 0 }
+  rolledBack (): void {
+    for (const name of this.added) this.ids.delete(name)
+    this.added.length = 0
+  }
+}
+
+export class Writer {
+  private readonly projections: Projections
+  private readonly streams: Names
+  private readonly types: Names
+  private readonly insert
+  private readonly begin
+  private readonly commit
+  private readonly rollback
+  position: number
+  hash: string
+
+  constructor (readonly db: Db, projections: readonly Projection[]) {
+    const changed = resetChangedProjections(db, projections)
+    this.projections = new Projections(db, projections)
+    if (changed.length > 0) rebuildProjections(db, changed)
+    const head = db.prepare('SELECT position, hash FROM events ORDER BY position DESC LIMIT 1').get() as { position: number, hash: Buffer } | undefined
+    this.position = head?.position ?? 0
+    this.hash = head?.hash.toString('hex') ?? GENESIS_HASH
+    this.streams = new Names(db, 'streams')
+    this.types = new Names(db, 'event_types')
+    this.insert = db.prepare(`INSERT INTO events (position, stream, stream_version, type, schema_version, recorded_at, data, metadata, hash)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    this.begin = db.prepare('BEGIN IMMEDIATE')
+    this.commit = db.prepare('COMMIT')
+    this.rollback = db.prepare('ROLLBACK')
+  }
+
+  /** Appends and projects one group in one transaction; on any failure nothing of it stays. */
+  append (request: Extract<WriterRequest, { op: 'commit' }>): WriterReply {
+    const { id, rows, unitEnds, recordedAt } = request
+    const iso = isoTime(recordedAt)
+    const hashes: string[] = new Array(rows.length)
+    let previous = this.hash
+    let index = 0
+    this.begin.run()
+    try {
+      for (; index < rows.length; index++) {
+        const [position, streamId, version, type, data, metadata] = rows[index]!
+        if (position !== this.position + index + 1) throw new Error(`position ${position} does not follow ${this.position + index}`)
+        const definition = eventDefinitions[type as EventType]
+        const hash = chainHash(previous, position, streamId, version, type, definition.version, iso, data, metadata)
+        this.insert.run(position, this.streams.id(streamId), version, this.types.id(type), definition.version, recordedAt, data, metadata, hash)
+        previous = hash.toString('hex')
+        hashes[index] = previous
+        this.projections.apply({
+          type, data: JSON.parse(data), position, stream_id: streamId, stream_version: version, schema_version: definition.version,
+          recorded_at: iso, metadata: JSON.parse(metadata) as Metadata, hash: previous
+        } as RecordedEvent)
+      }
+      index = -1
+      this.commit.run()
+    } catch (error) {
+      if (this.db.inTransaction) this.rollback.run()
+      this.streams.rolledBack()
+      this.types.rolledBack()
+      const unit = index < 0 ? null : unitEnds.findIndex(end => index < end)
+      const { name, message, code } = error as Error & { code?: string }
+      return { id, ok: false, unit, error: { name, message, code } }
+    }
+    this.streams.committed()
+    this.types.committed()
+    this.position += rows.length
+    this.hash = previous
+    return { id, ok: true, hashes }
+  }
+
+  close (): void {
+    // A clean close leaves no WAL behind: the file alone is the whole log.
+    this.db.pragma('wal_checkpoint(TRUNCATE)')
+    this.db.close()
+  }
+}
+
+if (parentPort !== null && (workerData as WriterInit | undefined)?.path !== undefined) {
+  const port = parentPort
+  const init = workerData as WriterInit
+  const module = await import(init.projectionsModule) as Record<string, readonly Projection[]>
+  const writer = new Writer(openDatabase(init.path, 'writer'), module[init.projectionsExport] ?? [])
+  port.postMessage({ ready: true, position: writer.position, hash: writer.hash } satisfies WriterReady)
+  port.on('message', (request: WriterRequest) => {
+    if (request.op === 'commit') {
+      port.postMessage(writer.append(request))
+    } else {
+      writer.close()
+      port.postMessage({ id: request.id, ok: true, hashes: [] } satisfies WriterReply)
+      port.close()
+    }
+  })
+}
