@@ -1,40 +1,83 @@
-// npm run bench: durable ingest of the running service against bare Aedes, over loopback.
-// BENCH_CLIENTS (20), BENCH_INFLIGHT (50), BENCH_MESSAGES per client (2000), BENCH_BATCH (5).
+// npm run bench: every figure of "The log at the broker's speed", in one run.
+// 1. Durable ingest of the running service against bare Aedes, over loopback, at 50 and at 1
+//    QoS 1 message in flight per client (bench/load.ts, its own process).
+// 2. Publish → server-sent event and → WebSocket latency of a probe sensor (bench/probe.ts, its
+//    own process), alone and beside sensors publishing as fast as they are acknowledged.
+// 3. The log filled in-process to BENCH_FILL_EVENTS; then disk bytes per message, and the speed
+//    of `devicelog replay` and `devicelog verify` over it.
+// BENCH_CLIENTS (20), BENCH_INFLIGHT (50), BENCH_MESSAGES per client (2000), BENCH_BATCH (1),
+// BENCH_LOAD_SENSORS (10), BENCH_PROBE_MESSAGES (250), BENCH_PROBE_INTERVAL_MS (40),
+// BENCH_FILL_EVENTS (300000).
 import { execFile } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { randomUUID } from 'node:crypto'
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { setTimeout as delay } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { Aedes } from 'aedes'
 import Fastify from 'fastify'
+import type { Metadata } from '../events/index.ts'
+import { sha256 } from '../src/accounts/secrets.ts'
 import app, { requestIds } from '../src/app.ts'
 import { systemClock } from '../src/clock.ts'
 import { parseConfig } from '../src/config.ts'
+import type { LoadSpec } from './load.ts'
+import { meanMessageBytes, measurements, nowSeconds } from './payload.ts'
+import type { ProbeSpec } from './probe.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const setting = (name: string, fallback: number) => Number(process.env[name] ?? fallback)
 const CLIENTS = setting('BENCH_CLIENTS', 20)
 const INFLIGHT = setting('BENCH_INFLIGHT', 50)
 const PER_CLIENT = setting('BENCH_MESSAGES', 2000)
-const BATCH = setting('BENCH_BATCH', 5)
+const BATCH = setting('BENCH_BATCH', 1)
+const LOAD_SENSORS = Math.min(CLIENTS, setting('BENCH_LOAD_SENSORS', 10))
+const PROBE_MESSAGES = setting('BENCH_PROBE_MESSAGES', 250)
+const PROBE_INTERVAL_MS = setting('BENCH_PROBE_INTERVAL_MS', 40)
+const FILL_EVENTS = setting('BENCH_FILL_EVENTS', 300_000)
+/** Appends issued before awaiting them: enough for the store to make large groups of them. */
+const FILL_CHUNK = 5000
+
+const TARGET = {
+  throughputRatio: 0.8,
+  cpuRatio: 2,
+  p99OverBare: 1.5,
+  bytesPerMessage: 400,
+  replay: 200_000,
+  verify: 200_000,
+  sseP99: 10,
+  sseP99UnderLoad: 25,
+  rateUnderLoad: 9_400
+}
 
 interface LoadResult { acknowledged: number, seconds: number, p50: number, p99: number }
 interface Measured extends LoadResult { cpuMsPerMessage: number, messagesPerSecond: number }
+interface Latency { received: number, p50: number, p99: number, max: number }
+interface ProbeResult { published: number, acknowledged: number, sse: Latency, ws: Latency, ack: Latency }
+interface Sensor { id: string, password: string }
 
-function runLoad (spec: object): Promise<LoadResult> {
+/**
+ * Runs a bench script in a process of its own; it prints its result as one JSON line. Its stdin
+ * is closed once `stopWhen` settles (a load that runs until then).
+ */
+function runChild<T> (script: string, spec: object, stopWhen?: Promise<unknown>): Promise<T> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', 'bench/load.ts', JSON.stringify(spec)], { cwd: root, maxBuffer: 1 << 20 }, (error, stdout) => {
+    const child = execFile(process.execPath, ['--import', 'tsx', script, JSON.stringify(spec)], { cwd: root, maxBuffer: 1 << 20 }, (error, stdout) => {
       if (error !== null) reject(error)
-      else resolve(JSON.parse(stdout) as LoadResult)
+      else resolve(JSON.parse(stdout) as T)
     })
+    const stop = () => { child.stdin?.end() }
+    stopWhen?.then(stop, stop)
   })
 }
 
 /** Runs a load and charges this process's CPU time (where the broker runs) to it. */
-async function measure (spec: object): Promise<Measured> {
+async function measure (spec: LoadSpec): Promise<Measured> {
   const cpu = process.cpuUsage()
-  const result = await runLoad(spec)
+  const result = await runChild<LoadResult>('bench/load.ts', spec)
   const used = process.cpuUsage(cpu)
   return {
     ...result,
@@ -43,12 +86,14 @@ async function measure (spec: object): Promise<Measured> {
   }
 }
 
+// The service, listening on HTTP and MQTT as it does in production, on a fresh database.
 const dir = mkdtempSync(join(tmpdir(), 'devicelog-bench-'))
 const config = parseConfig({ DATABASE_PATH: join(dir, 'devicelog.db'), LOG_LEVEL: 'silent' })
 const service = Fastify({ logger: false, ...requestIds })
 await service.register(app, { config, clock: systemClock })
-await service.ready()
-const mqttPort = await service.broker.listen(0, '127.0.0.1')
+await service.listen({ port: 0, host: '127.0.0.1' })
+const httpUrl = `http://127.0.0.1:${(service.server.address() as AddressInfo).port}`
+const mqttUrl = `mqtt://127.0.0.1:${await service.broker.listen(0, '127.0.0.1')}`
 
 const inject = async (url: string, token: string | undefined, payload: object) => {
   const response = await service.inject({ method: 'POST', url, payload, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } })
@@ -56,11 +101,14 @@ const inject = async (url: string, token: string | undefined, payload: object) =
 }
 const { access_token: token } = await inject('/users', undefined, { username: 'bench', password: 'benchmark' })
 const { network_identifier: network } = await inject('/networks', token, { network_name: 'bench' })
-const sensors: Array<{ username: string, password: string, topic: string }> = []
-for (let i = 0; i < CLIENTS; i++) {
-  const sensor = await inject('/sensors', token, { sensor_name: `sensor-${i}`, network_identifier: network, configuration: {} })
-  sensors.push({ username: sensor.sensor_identifier, password: sensor.mqtt.password, topic: `measurements/${sensor.sensor_identifier}` })
+async function registerSensor (name: string): Promise<Sensor> {
+  const sensor = await inject('/sensors', token, { sensor_name: name, network_identifier: network, configuration: {} })
+  return { id: sensor.sensor_identifier, password: sensor.mqtt.password }
 }
+const sensors: Sensor[] = []
+for (let i = 0; i < CLIENTS; i++) sensors.push(await registerSensor(`sensor-${i}`))
+const probeSensor = await registerSensor('probe')
+const asClient = (s: Sensor) => ({ username: s.id, password: s.password, topic: `measurements/${s.id}` })
 
 const bare = await Aedes.createBroker()
 const bareServer = createServer(bare.handle)
@@ -68,46 +116,191 @@ await new Promise<void>(resolve => bareServer.listen(0, '127.0.0.1', resolve))
 const bareUrl = `mqtt://127.0.0.1:${(bareServer.address() as AddressInfo).port}`
 const bareClients = sensors.map((_, i) => ({ topic: `measurements/bare-${i}` }))
 
-const load = { perClient: PER_CLIENT, inflight: INFLIGHT, batch: BATCH }
-const oneInFlight = { perClient: Math.max(1, Math.floor(PER_CLIENT / 10)), inflight: 1, batch: BATCH }
-const countEvents = () => service.store.db.prepare("SELECT count(*) FROM events WHERE type = 'MeasurementsRecorded'").pluck().get() as number
+/** Measurement messages the service acknowledged or appended, all phases: what the disk holds. */
+let ingested = 0
+const positionStart = service.store.headPosition
 
-process.stderr.write(`warming up...\n`)
-await measure({ url: `mqtt://127.0.0.1:${mqttPort}`, clients: sensors, perClient: 200, inflight: INFLIGHT, batch: BATCH })
-await measure({ url: bareUrl, clients: bareClients, perClient: 200, inflight: INFLIGHT, batch: BATCH })
-const eventsBefore = countEvents()
-const positionBefore = service.store.headPosition
+async function measureService (spec: Omit<LoadSpec, 'url' | 'clients' | 'batch'>): Promise<Measured> {
+  const measured = await measure({ url: mqttUrl, clients: sensors.map(asClient), batch: BATCH, ...spec })
+  ingested += measured.acknowledged
+  return measured
+}
+const measureBare = (spec: Omit<LoadSpec, 'url' | 'clients' | 'batch'>) =>
+  measure({ url: bareUrl, clients: bareClients, batch: BATCH, ...spec })
 
-process.stderr.write(`devicelog: ${CLIENTS} clients x ${PER_CLIENT} messages, ${INFLIGHT} in flight each...\n`)
-const durable = await measure({ url: `mqtt://127.0.0.1:${mqttPort}`, clients: sensors, ...load })
-const committed = countEvents() - eventsBefore
-const events = service.store.headPosition - positionBefore
-process.stderr.write('bare Aedes, same load...\n')
-const bareRun = await measure({ url: bareUrl, clients: bareClients, ...load })
-process.stderr.write('one message in flight per client...\n')
-const durableOne = await measure({ url: `mqtt://127.0.0.1:${mqttPort}`, clients: sensors, ...oneInFlight })
-const bareOne = await measure({ url: bareUrl, clients: bareClients, ...oneInFlight })
+/** Phase 1: the same loads against the service and against bare Aedes. */
+async function ingestPhases () {
+  const load = { perClient: PER_CLIENT, inflight: INFLIGHT }
+  const oneInFlight = { perClient: Math.max(1, Math.floor(PER_CLIENT / 10)), inflight: 1 }
+  process.stderr.write('warming up...\n')
+  await measureService({ perClient: 200, inflight: INFLIGHT })
+  await measureBare({ perClient: 200, inflight: INFLIGHT })
+  const positionBefore = service.store.headPosition
+  process.stderr.write(`devicelog: ${CLIENTS} clients x ${PER_CLIENT} messages, ${INFLIGHT} in flight each...\n`)
+  const durable = await measureService(load)
+  const events = service.store.headPosition - positionBefore
+  process.stderr.write('bare Aedes, same load...\n')
+  const bareRun = await measureBare(load)
+  process.stderr.write('one message in flight per client...\n')
+  const durableOne = await measureService(oneInFlight)
+  const bareOne = await measureBare(oneInFlight)
+  return { durable, events, bareRun, durableOne, bareOne }
+}
+
+const runProbe = () => runChild<ProbeResult>('bench/probe.ts', {
+  mqttUrl, httpUrl, token, network, sensor: probeSensor, count: PROBE_MESSAGES, intervalMs: PROBE_INTERVAL_MS
+} satisfies ProbeSpec)
+
+/** Phase 2: the probe alone, then beside LOAD_SENSORS sensors publishing as fast as they are acknowledged. */
+async function latencyPhases () {
+  process.stderr.write(`latency: probe alone, ${PROBE_MESSAGES} messages ${PROBE_INTERVAL_MS} ms apart...\n`)
+  const alone = await runProbe()
+  process.stderr.write(`latency: probe beside ${LOAD_SENSORS} sensors, ${INFLIGHT} in flight each...\n`)
+  // The load starts a second before the probe and stops after it, so that every probe message meets it at full pace.
+  const probing = delay(1000).then(runProbe)
+  const loading = runChild<LoadResult>('bench/load.ts', {
+    url: mqttUrl, clients: sensors.slice(0, LOAD_SENSORS).map(asClient), untilStdinEnds: true, inflight: INFLIGHT, batch: BATCH
+  } satisfies LoadSpec, probing)
+  const [underLoad, load] = await Promise.all([probing, loading])
+  ingested += alone.acknowledged + underLoad.acknowledged + load.acknowledged
+  return { alone, underLoad, load: { ...load, messagesPerSecond: load.acknowledged / load.seconds } }
+}
+
+/** Measurement events committed after `position`, read a page at a time. */
+function measurementsAfter (position: number): number {
+  let count = 0
+  for (let after = position; ;) {
+    const page = service.store.read({ after, type: 'MeasurementsRecorded', limit: 10_000 })
+    if (page.length === 0) return count
+    count += page.length
+    after = page.at(-1)!.position
+  }
+}
+
+/** The metadata the broker recorded with the latest published measurement. */
+function publishedMetadata (): Metadata {
+  const recent = service.store.read({ after: Math.max(0, service.store.headPosition - 1000), type: 'MeasurementsRecorded' })
+  return recent.at(-1)!.metadata
+}
+
+/** What the broker would record for `payload`: a filled event weighs on disk what a published one does. */
+function metadataLike (template: Metadata, payload: string, i: number): Metadata {
+  return {
+    ...template,
+    ...(template.correlation_id === undefined ? {} : { correlation_id: randomUUID() }),
+    ...(template.mqtt === undefined ? {} : { mqtt: { ...template.mqtt, message_id: 1 + i % 65535, payload_sha256: sha256(payload) } })
+  }
+}
+
+/** Phase 3: appends in-process until the log holds `target` events; the store groups them into transactions. */
+async function fillLog (target: number) {
+  const template = publishedMetadata()
+  const total = Math.max(0, target - service.store.headPosition)
+  // Readings of the last minutes, a millisecond apart.
+  const firstSecond = nowSeconds() - total * BATCH / 1000
+  const append = (i: number) => {
+    const sensor = sensors[i % sensors.length]!
+    const items = measurements(i, firstSecond + i * BATCH / 1000, BATCH)
+    return service.store.append(`sensor-${sensor.id}`, [{ type: 'MeasurementsRecorded', data: { sensor_identifier: sensor.id, measurements: items } }],
+      { metadata: metadataLike(template, JSON.stringify({ measurements: items }), i), expectedVersion: 'any' })
+  }
+  process.stderr.write(`filling the log with ${total} events...\n`)
+  const started = performance.now()
+  for (let done = 0; done < total;) {
+    const chunk: Array<Promise<unknown>> = []
+    for (const end = Math.min(total, done + FILL_CHUNK); done < end; done++) chunk.push(append(done))
+    await Promise.all(chunk)
+  }
+  ingested += total
+  return { appended: total, seconds: (performance.now() - started) / 1000 }
+}
+
+/** The database's files as they are on disk: the WAL and its index too, if close left them. */
+function databaseBytes (path: string): number {
+  return ['', '-wal', '-shm'].map(suffix => path + suffix).filter(existsSync).reduce((sum, file) => sum + statSync(file).size, 0)
+}
+
+/** `devicelog <args>` in a child process, also timed from outside for a command that prints no rate. */
+function runCli (args: string[]): Promise<{ output: string, seconds: number }> {
+  const started = performance.now()
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['bin/devicelog.js', ...args], { cwd: root, maxBuffer: 1 << 20 }, (error, stdout) => {
+      if (error !== null) reject(error)
+      else resolve({ output: stdout, seconds: (performance.now() - started) / 1000 })
+    })
+  })
+}
+
+/** The rate the command printed ("123,456 events/s" or "(123456 events/s)"), else events over its wall time. */
+function rateOf ({ output, seconds }: { output: string, seconds: number }, events: number): { rate: number, printed: boolean } {
+  const last = [...output.matchAll(/([\d,]+) events\/s/g)].at(-1)
+  return last === undefined ? { rate: events / seconds, printed: false } : { rate: Number(last[1]!.replaceAll(',', '')), printed: true }
+}
+
+const phase1 = await ingestPhases()
+const phase2 = await latencyPhases()
+const committed = measurementsAfter(positionStart)
+const fill = await fillLog(FILL_EVENTS)
+const events = service.store.headPosition
 
 await service.close()
 await new Promise<void>(resolve => bare.close(() => resolve()))
 bareServer.close()
-
-const replay = await new Promise<string>((resolve, reject) => {
-  execFile(process.execPath, ['bin/devicelog.js', 'replay', '--database', config.DATABASE_PATH, '--out', join(dir, 'replayed.db')], { cwd: root },
-    (error, stdout) => { if (error !== null) reject(error); else resolve(stdout) })
-})
+const diskBytes = databaseBytes(config.DATABASE_PATH)
+process.stderr.write(`replaying and verifying ${events} events...\n`)
+const replay = rateOf(await runCli(['replay', '--database', config.DATABASE_PATH, '--out', join(dir, 'replayed.db')]), events)
+const verify = rateOf(await runCli(['verify', '--database', config.DATABASE_PATH]), events)
 rmSync(dir, { recursive: true, force: true })
 
+// The report.
+const acknowledged = ingested - fill.appended
 const f = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
 const line = (label: string, m: Measured) =>
   `${label.padEnd(34)} ${f(m.messagesPerSecond).padStart(8)} msg/s  ${f(m.cpuMsPerMessage * 1000, 1).padStart(6)} µs CPU/msg  p50 ${f(m.p50, 2)} ms  p99 ${f(m.p99, 2)} ms`
-console.log(`devicelog bench: ${CLIENTS} sensors, QoS 1, ${BATCH} measurements a message, SQLite WAL synchronous=FULL, Node ${process.version}`)
+const latencyLine = (label: string, probe: ProbeResult) => `${label}: ` +
+  (['sse', 'ws', 'ack'] as const).map(path => `${{ sse: 'SSE', ws: 'WebSocket', ack: 'ack' }[path]} p50 ${f(probe[path].p50, 2)} ms p99 ${f(probe[path].p99, 2)} ms`).join(', ') +
+  ` (${probe.sse.received}/${probe.ws.received}/${probe.acknowledged} of ${probe.published} arrived)`
+const { durable, bareRun, durableOne, bareOne } = phase1
+const { alone, underLoad, load } = phase2
+const bytesPerMessage = diskBytes / ingested
+const rateLine = (name: string, r: { rate: number, printed: boolean }) =>
+  `${name}: ${f(r.rate)} events/s over ${f(events)} events${r.printed ? '' : ' (timed from outside: includes starting the CLI)'}`
+
+console.log(`devicelog bench: ${CLIENTS} sensors, QoS 1, ${BATCH} measurement${BATCH === 1 ? '' : 's'} a message (${f(meanMessageBytes(BATCH))}-byte payload), SQLite WAL synchronous=FULL, Node ${process.version}`)
 console.log(line(`devicelog (${INFLIGHT} in flight/client)`, durable))
 console.log(line(`bare Aedes (${INFLIGHT} in flight/client)`, bareRun))
 console.log(line('devicelog (1 in flight/client)', durableOne))
 console.log(line('bare Aedes (1 in flight/client)', bareOne))
-console.log(`durable ingest: ${f(durable.messagesPerSecond)} messages/s = ${f(events / durable.seconds)} events/s = ${f(durable.messagesPerSecond * BATCH)} measurements/s`)
-console.log(`acknowledged ${durable.acknowledged}, committed ${committed}: ${committed === durable.acknowledged ? 'every acknowledged message is in the log' : 'MISMATCH'}`)
+console.log(`durable ingest: ${f(durable.messagesPerSecond)} messages/s = ${f(phase1.events / durable.seconds)} events/s = ${f(durable.messagesPerSecond * BATCH)} measurements/s`)
+console.log(`acknowledged ${acknowledged}, committed ${committed}: ${committed === acknowledged ? 'every acknowledged message is in the log' : 'MISMATCH'}`)
 console.log(`throughput ratio devicelog/bare: ${f(durable.messagesPerSecond / bareRun.messagesPerSecond, 2)} (${INFLIGHT} in flight), ${f(durableOne.messagesPerSecond / bareOne.messagesPerSecond, 2)} (1 in flight); CPU ratio ${f(durable.cpuMsPerMessage / bareRun.cpuMsPerMessage, 2)}`)
-console.log(replay.trim())
-if (committed !== durable.acknowledged) process.exitCode = 1
+console.log(latencyLine('latency, probe alone', alone))
+console.log(latencyLine(`latency, beside ${LOAD_SENSORS} sensors at ${f(load.messagesPerSecond)} msg/s`, underLoad))
+console.log(`fill: ${f(fill.appended)} events appended in-process in ${f(fill.seconds, 1)} s (${f(fill.appended / Math.max(fill.seconds, 1e-9))} events/s)`)
+console.log(`disk: ${f(bytesPerMessage)} bytes per message (db ${f(diskBytes / 2 ** 20, 1)} MiB for ${f(ingested)} messages)`)
+console.log(rateLine('replay', replay))
+console.log(rateLine('verify', verify))
+
+const ratio = (value: number) => f(value, 2)
+const rows: Array<[figure: string, devicelog: string, bare: string, target: string, met: boolean, value: string]> = [
+  [`throughput, ${INFLIGHT} in flight`, `${f(durable.messagesPerSecond)} msg/s`, `${f(bareRun.messagesPerSecond)} msg/s`, `ratio ≥ ${TARGET.throughputRatio}`,
+    durable.messagesPerSecond / bareRun.messagesPerSecond >= TARGET.throughputRatio, ratio(durable.messagesPerSecond / bareRun.messagesPerSecond)],
+  [`CPU per message, ${INFLIGHT} in flight`, `${f(durable.cpuMsPerMessage * 1000, 1)} µs`, `${f(bareRun.cpuMsPerMessage * 1000, 1)} µs`, `ratio ≤ ${TARGET.cpuRatio}`,
+    durable.cpuMsPerMessage / bareRun.cpuMsPerMessage <= TARGET.cpuRatio, ratio(durable.cpuMsPerMessage / bareRun.cpuMsPerMessage)],
+  ['throughput, 1 in flight', `${f(durableOne.messagesPerSecond)} msg/s`, `${f(bareOne.messagesPerSecond)} msg/s`, `ratio ≥ ${TARGET.throughputRatio}`,
+    durableOne.messagesPerSecond / bareOne.messagesPerSecond >= TARGET.throughputRatio, ratio(durableOne.messagesPerSecond / bareOne.messagesPerSecond)],
+  ['ack p99, 1 in flight', `${f(durableOne.p99, 2)} ms`, `${f(bareOne.p99, 2)} ms`, `≤ ${TARGET.p99OverBare}× bare`,
+    durableOne.p99 <= TARGET.p99OverBare * bareOne.p99, `${ratio(durableOne.p99 / bareOne.p99)}×`],
+  ['disk per message', `${f(bytesPerMessage)} B`, '', `≤ ${TARGET.bytesPerMessage} B`, bytesPerMessage <= TARGET.bytesPerMessage, ''],
+  ['replay', `${f(replay.rate)} ev/s`, '', `≥ ${f(TARGET.replay)} ev/s`, replay.rate >= TARGET.replay, ''],
+  ['verify', `${f(verify.rate)} ev/s`, '', `≥ ${f(TARGET.verify)} ev/s`, verify.rate >= TARGET.verify, ''],
+  ['SSE p99, alone', `${f(alone.sse.p99, 2)} ms`, '', `≤ ${TARGET.sseP99} ms`, alone.sse.p99 <= TARGET.sseP99 && alone.sse.received === alone.published, ''],
+  ['SSE p99, under load', `${f(underLoad.sse.p99, 2)} ms at ${f(load.messagesPerSecond)} msg/s`, '', `≤ ${TARGET.sseP99UnderLoad} ms at > ${f(TARGET.rateUnderLoad)} msg/s`,
+    underLoad.sse.p99 <= TARGET.sseP99UnderLoad && underLoad.sse.received === underLoad.published && load.messagesPerSecond > TARGET.rateUnderLoad, '']
+]
+const table = [['figure', 'devicelog', 'bare', 'target', 'met?'], ...rows.map(([figure, d, b, target, met, value]) =>
+  [figure, d, b, target, `${met ? 'yes' : 'NO'}${value === '' ? '' : ` (${value})`}`])]
+const widths = table[0]!.map((_, column) => Math.max(...table.map(row => row[column]!.length)))
+console.log()
+for (const row of table) console.log(row.map((cell, column) => cell.padEnd(widths[column]!)).join(' | ').trimEnd())
+if (committed !== acknowledged) process.exitCode = 1

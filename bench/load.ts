@@ -1,28 +1,25 @@
 // The load generator, run as its own process so that it does not share the service's CPU
-// accounting: N clients, each keeping `inflight` QoS 1 publishes outstanding, `perClient` in all.
+// accounting: N clients, each keeping `inflight` QoS 1 publishes outstanding, `perClient` in all,
+// or, under the latency probe, until the bench closes this process's stdin.
 // Prints one JSON line: acknowledged count, wall time, latencies (ms).
 import mqtt from 'mqtt'
+import { measurementsMessage, nowSeconds } from './payload.ts'
 
-interface LoadSpec {
+export interface LoadSpec {
   url: string
   clients: Array<{ username?: string, password?: string, topic: string }>
-  perClient: number
+  perClient?: number
+  untilStdinEnds?: boolean
   inflight: number
   batch: number
 }
 
 const spec = JSON.parse(process.argv[2]!) as LoadSpec
-
-function payload (i: number): string {
-  const measurements = []
-  for (let j = 0; j < spec.batch; j++) {
-    measurements.push({ revision: 0, timestamp: 1_700_000_000 + i + j / 100, value: { temperature: 20 + (i % 10), humidity: 40 + j } })
-  }
-  return JSON.stringify({ measurements })
-}
-
 const latencies: number[] = []
 let acknowledged = 0
+let stopped = false
+if (spec.untilStdinEnds === true) process.stdin.on('end', () => { stopped = true }).resume()
+const more = (sent: number) => spec.untilStdinEnds === true ? !stopped : sent < spec.perClient!
 
 async function runClient (client: LoadSpec['clients'][number]): Promise<void> {
   const connection = mqtt.connect(spec.url, { username: client.username, password: client.password, reconnectPeriod: 0 })
@@ -33,16 +30,17 @@ async function runClient (client: LoadSpec['clients'][number]): Promise<void> {
     const sendOne = () => {
       const i = sent++
       const started = process.hrtime.bigint()
-      connection.publish(client.topic, payload(i), { qos: 1 }, error => {
+      connection.publish(client.topic, measurementsMessage(i, nowSeconds(), spec.batch), { qos: 1 }, error => {
         if (error) throw error
         latencies.push(Number(process.hrtime.bigint() - started) / 1e6)
         acknowledged++
         done++
-        if (sent < spec.perClient) sendOne()
-        else if (done === spec.perClient) resolve()
+        if (more(sent)) sendOne()
+        else if (done === sent) resolve()
       })
     }
-    for (let k = 0; k < Math.min(spec.inflight, spec.perClient); k++) sendOne()
+    for (let k = 0; k < spec.inflight && more(sent); k++) sendOne()
+    if (sent === 0) resolve()
   })
   await connection.endAsync()
 }
