@@ -46,8 +46,10 @@ async function runClient (client: LoadSpec['clients'][number]): Promise<void> {
 }
 
 const started = process.hrtime.bigint()
+const cpuAtStart = process.cpuUsage()
 await Promise.all(spec.clients.map(runClient))
 const seconds = Number(process.hrtime.bigint() - started) / 1e9
 latencies.sort((a, b) => a - b)
 const percentile = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0
-process.stdout.write(JSON.stringify({ acknowledged, seconds, p50: percentile(0.5), p99: percentile(0.99) }) + '\n')
+const cpu = process.cpuUsage(cpuAtStart)
+process.stdout.write(JSON.stringify({ acknowledged, seconds, loadCpuUsPerMessage: (cpu.user + cpu.system) / Math.max(acknowledged, 1), p50: percentile(0.5), p99: percentile(0.99) }) + '\n')

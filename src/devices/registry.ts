@@ -70,8 +70,15 @@ export const deviceActivityProjection: Projection = {
     const upsert = db.prepare(`INSERT INTO device_activity (stream_id, type, position, recorded_at, seen) VALUES (?, ?, ?, ?, ?)
       ON CONFLICT (stream_id, type) DO UPDATE SET position = excluded.position, recorded_at = excluded.recorded_at`)
     const seen = new Set<string>(SEEN_TYPES)
-    return (event: RecordedEvent) => {
-      upsert.run(event.stream_id, event.type, event.position, event.recorded_at, seen.has(event.type) ? 1 : 0)
+    // Only the latest of each (stream, type) in a group counts: one write per pair, at the group's end.
+    const latest = new Map<string, RecordedEvent>()
+    return {
+      apply: (event: RecordedEvent) => { latest.set(`${event.stream_id}\u0000${event.type}`, event) },
+      flush () {
+        for (const event of latest.values()) upsert.run(event.stream_id, event.type, event.position, event.recorded_at, seen.has(event.type) ? 1 : 0)
+        latest.clear()
+      },
+      discard: () => { latest.clear() }
     }
   }
 }

@@ -88,22 +88,28 @@ export const measurementsProjection: Projection = {
     const insert = db.prepare('INSERT INTO measurements (sensor, creation_timestamp, position, item) VALUES (?, ?, ?, ?)')
     const count = db.prepare(`INSERT INTO measurement_buckets (sensor_id, bucket_start, count) VALUES (?, ?, ?)
       ON CONFLICT (sensor_id, bucket_start) DO UPDATE SET count = count + excluded.count`)
-    return event => {
-      if (event.type !== 'MeasurementsRecorded') return
-      const id = event.data.sensor_identifier
-      const key = sensorKey.get(id) as number
-      const measurements = event.data.measurements
-      let bucket = -1
-      let inBucket = 0
-      for (let item = 0; item < measurements.length; item++) {
-        const timestamp = measurements[item]!.timestamp
-        insert.run(key, timestamp, event.position, item)
-        const start = Math.floor(timestamp / BUCKET_SECONDS) * BUCKET_SECONDS
-        if (start !== bucket && inBucket > 0) { count.run(id, bucket, inBucket); inBucket = 0 }
-        bucket = start
-        inBucket += 1
-      }
-      if (inBucket > 0) count.run(id, bucket, inBucket)
+    // Bucket counts are summed over the group and written once per bucket at its end.
+    const counts = new Map<string, { id: string, bucket: number, n: number }>()
+    return {
+      apply (event) {
+        if (event.type !== 'MeasurementsRecorded') return
+        const id = event.data.sensor_identifier
+        const key = sensorKey.get(id) as number
+        const measurements = event.data.measurements
+        for (let item = 0; item < measurements.length; item++) {
+          const timestamp = measurements[item]!.timestamp
+          insert.run(key, timestamp, event.position, item)
+          const bucket = Math.floor(timestamp / BUCKET_SECONDS) * BUCKET_SECONDS
+          const counted = counts.get(`${id}\u0000${bucket}`)
+          if (counted === undefined) counts.set(`${id}\u0000${bucket}`, { id, bucket, n: 1 })
+          else counted.n += 1
+        }
+      },
+      flush () {
+        for (const { id, bucket, n } of counts.values()) count.run(id, bucket, n)
+        counts.clear()
+      },
+      discard: () => { counts.clear() }
     }
   }
 }

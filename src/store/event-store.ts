@@ -4,7 +4,7 @@ import type { Clock } from '../clock.ts'
 import { InvalidEvent, StoreUnavailable, StreamVersionConflict } from '../errors.ts'
 import { openDatabase, type Db } from './database.ts'
 import { decodeRow, isoTime, type EventRow, type RecordedEvent } from './recorded-event.ts'
-import type { WriterInit, WriterReady, WriterReply, WriterRequest, WriterRow } from './writer.ts'
+import { FIELD, ROW, type WriterInit, type WriterReady, type WriterReply, type WriterRequest } from './writer.ts'
 
 /**
  * `no_stream`: the stream must not exist yet; a number: its current version must be exactly that;
@@ -72,12 +72,15 @@ interface Group {
   id: number
   now: number
   units: StagedUnit[]
-  rows: WriterRow[]
+  /** Each row as the writer reads it: stream, version, type, data and metadata, FIELD apart. */
+  rows: string[]
   events: RecordedEvent[]
   unitEnds: number[]
   /** Stream versions after this group's appends. */
   versions: Map<string, number>
 }
+
+const SEPARATORS = /[\u0000\u0001]/
 
 /** Thrown inside a unit that decided on a stream an earlier unit of its group appended to. */
 class RunAfterCommit extends Error {}
@@ -190,7 +193,10 @@ export class EventStore {
         continue
       }
       this.inFlight = group
-      this.worker.postMessage({ op: 'commit', id: group.id, recordedAt: group.now, rows: group.rows, unitEnds: group.unitEnds } satisfies WriterRequest)
+      // One string for the whole group: a single copy across threads, whatever the number of rows.
+      this.worker.postMessage({
+        op: 'commit', id: group.id, recordedAt: group.now, first: this.position + 1, rows: group.rows.join(ROW), unitEnds: group.unitEnds
+      } satisfies WriterRequest)
     }
     if (this.inFlight === undefined && this.queue.length === 0) this.drained?.()
   }
@@ -205,11 +211,11 @@ export class EventStore {
       try {
         value = pending.work(unit)
       } catch (error) {
+        unit.undo()
         if (error instanceof RunAfterCommit) later.push(pending)
         else pending.reject(error)
         continue
       }
-      unit.stage()
       group.units.push({ pending, value })
       group.unitEnds.push(group.rows.length)
     }
@@ -268,65 +274,78 @@ export class EventStore {
   get nextPosition (): number { return this.position + 1 }
 }
 
-/** One unit's view of its group: its appends are staged only if it returns. */
+/**
+ * One unit's view of its group. Its appends go straight into the group (no copies on the hot
+ * path); if the unit throws, `undo` takes them out again.
+ */
 class UnitOfWork implements Transaction {
-  private readonly versions = new Map<string, number>()
-  private readonly rows: WriterRow[] = []
-  private readonly events: RecordedEvent[] = []
+  private readonly rowsBefore: number
+  /** Streams this unit appended to, with the group's version of each before it did. */
+  private touched: Array<[string, number | undefined]> | undefined
 
-  constructor (private readonly store: EventStore, private readonly group: Group, private readonly recordedAt: string) {}
+  constructor (private readonly store: EventStore, private readonly group: Group, private readonly recordedAt: string) {
+    this.rowsBefore = group.rows.length
+  }
 
   get now (): number { return this.group.now }
 
   streamVersion (streamId: string): number {
-    return this.versions.get(streamId) ?? this.group.versions.get(streamId) ?? this.store.committedVersion(streamId)
+    return this.group.versions.get(streamId) ?? this.store.committedVersion(streamId)
   }
 
   append (streamId: string, events: readonly DomainEvent[], options: AppendOptions): RecordedEvent[] {
     const expected = options.expectedVersion
-    const own = this.versions.get(streamId)
+    const own = this.touched?.some(([stream]) => stream === streamId) === true
     // Another unit of this group appended to the stream: what this one read is older than that.
-    const stale = own === undefined && this.group.versions.has(streamId)
+    const stale = !own && this.group.versions.has(streamId)
     let version = this.streamVersion(streamId)
     if (expected === undefined && stale) throw new RunAfterCommit()
     if (expected !== undefined && expected !== 'any' && (expected === 'no_stream' ? version !== -1 : version !== expected)) {
       if (stale) throw new RunAfterCommit()
       throw new StreamVersionConflict(streamId, String(expected), version)
     }
+    if (options.validated !== true) {
+      for (const event of events) {
+        const valid = eventDefinitions[event.type].schema.safeParse(event.data)
+        if (!valid.success) throw new InvalidEvent(event.type, valid.error.message)
+      }
+    }
+    if (!own) {
+      if (SEPARATORS.test(streamId)) throw new Error(`a stream id cannot hold control characters: ${JSON.stringify(streamId)}`)
+      ;(this.touched ??= []).push([streamId, this.group.versions.get(streamId)])
+    }
     const metadata = JSON.stringify(options.metadata)
     const recorded: RecordedEvent[] = []
     for (const event of events) {
-      const definition = eventDefinitions[event.type]
-      if (options.validated !== true) {
-        const valid = definition.schema.safeParse(event.data)
-        if (!valid.success) throw new InvalidEvent(event.type, valid.error.message)
-      }
       version += 1
-      const position = this.store.nextPosition + this.group.rows.length + this.rows.length
-      this.rows.push([position, streamId, version, event.type, JSON.stringify(event.data), metadata])
+      const position = this.store.nextPosition + this.group.rows.length
+      this.group.rows.push(streamId + FIELD + version + FIELD + event.type + FIELD + JSON.stringify(event.data) + FIELD + metadata)
       const recordedEvent = {
         type: event.type,
         data: event.data,
         position,
         stream_id: streamId,
         stream_version: version,
-        schema_version: definition.version,
+        schema_version: eventDefinitions[event.type].version,
         recorded_at: this.recordedAt,
         metadata: options.metadata,
         hash: ''
       } as RecordedEvent
       recorded.push(recordedEvent)
-      this.events.push(recordedEvent)
+      this.group.events.push(recordedEvent)
     }
-    this.versions.set(streamId, version)
+    this.group.versions.set(streamId, version)
     return recorded
   }
 
-  /** The unit returned: its appends join the group. */
-  stage (): void {
-    for (const row of this.rows) this.group.rows.push(row)
-    for (const event of this.events) this.group.events.push(event)
-    for (const [stream, version] of this.versions) this.group.versions.set(stream, version)
+  /** The unit threw: its appends leave the group. */
+  undo (): void {
+    this.group.rows.length = this.rowsBefore
+    this.group.events.length = this.rowsBefore
+    for (const [stream, before] of (this.touched ?? []).reverse()) {
+      if (before === undefined) this.group.versions.delete(stream)
+      else this.group.versions.set(stream, before)
+    }
   }
 }
 

@@ -1,4 +1,4 @@
-import type { EventType } from '../../events/index.ts'
+import type { EventType, Metadata } from '../../events/index.ts'
 import type { Db } from './database.ts'
 import { decodeData, isoTime, type RecordedEvent } from './recorded-event.ts'
 
@@ -14,19 +14,33 @@ export interface Projection {
   readonly handles: readonly EventType[]
   readonly tables: readonly string[]
   readonly ddl: string
-  prepare(db: Db): (event: RecordedEvent) => void
+  prepare(db: Db): Apply | GroupFold
 }
 
 type Apply = (event: RecordedEvent) => void
 
+/**
+ * A fold that writes once per group rather than once per event (a latest-of or a count, where
+ * only the group's sum matters): `apply` gathers, `flush` writes before the group commits,
+ * `discard` forgets what a rolled-back group gathered.
+ */
+export interface GroupFold {
+  apply: Apply
+  flush(): void
+  discard(): void
+}
+
 /** Routes each event to the projections that handle its type. */
 export class Projections {
   private readonly byType = new Map<string, Apply[]>()
+  private readonly groupFolds: GroupFold[] = []
 
   constructor (db: Db, readonly all: readonly Projection[]) {
     for (const projection of all) db.exec(projection.ddl)
     for (const projection of all) {
-      const apply = projection.prepare(db)
+      const prepared = projection.prepare(db)
+      const apply = typeof prepared === 'function' ? prepared : prepared.apply
+      if (typeof prepared !== 'function') this.groupFolds.push(prepared)
       for (const type of projection.handles) {
         const list = this.byType.get(type) ?? []
         list.push(apply)
@@ -42,6 +56,12 @@ export class Projections {
     if (appliers === undefined) return
     for (const apply of appliers) apply(event)
   }
+
+  /** The group is about to commit: folds that write once per group write now. */
+  flush (): void { for (const fold of this.groupFolds) fold.flush() }
+
+  /** The group was rolled back. */
+  discard (): void { for (const fold of this.groupFolds) fold.discard() }
 }
 
 /**
@@ -60,6 +80,15 @@ export function resetChangedProjections (db: Db, projections: readonly Projectio
     if (hasEvents) changed.push(projection)
   }
   return changed
+}
+
+/** An event handed to projections: its metadata is parsed only if a projection reads it. */
+export class FoldedEvent {
+  constructor (readonly type: string, readonly data: unknown, readonly position: number, readonly stream_id: string,
+    readonly stream_version: number, readonly schema_version: number, readonly recorded_at: string,
+    private readonly metadataText: string, readonly hash: string) {}
+
+  get metadata (): Metadata { return JSON.parse(this.metadataText) as Metadata }
 }
 
 type RawEvent = [number, number, number, number, number, number, string, string]
@@ -86,11 +115,9 @@ export function foldLog (source: Db, runner: Projections, onPage: (position: num
       if (!handled[typeId]) continue
       if (recordedAt !== lastTime) { lastTime = recordedAt; lastIso = isoTime(recordedAt) }
       const type = types[typeId]!
-      runner.apply({
-        type, data: decodeData(type, schemaVersion, data), position, stream_id: streams[stream]!, stream_version: version,
-        schema_version: schemaVersion, recorded_at: lastIso, metadata: JSON.parse(metadata), hash: ''
-      } as RecordedEvent)
+      runner.apply(new FoldedEvent(type, decodeData(type, schemaVersion, data), position, streams[stream]!, version, schemaVersion, lastIso, metadata, '') as RecordedEvent)
     }
+    runner.flush()
     after = rows[rows.length - 1]![0]
     onPage(after)
   }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { type DomainEvent, type Metadata, upcasters } from '../../events/index.ts'
 
 /** An event as the log holds it: the domain event plus where, when and by whom. */
@@ -36,9 +36,7 @@ export const GENESIS_HASH = '0'.repeat(64)
  */
 export function chainHash (previousHash: string, position: number, streamId: string, streamVersion: number, type: string,
   schemaVersion: number, recordedAt: string, data: string, metadata: string): Buffer {
-  return createHash('sha256')
-    .update(JSON.stringify([previousHash, position, streamId, streamVersion, type, schemaVersion, recordedAt, data, metadata]))
-    .digest()
+  return hash('sha256', JSON.stringify([previousHash, position, streamId, streamVersion, type, schemaVersion, recordedAt, data, metadata]), 'buffer') as unknown as Buffer
 }
 
 export const isoTime = (ms: number): string => new Date(ms).toISOString()

@@ -3,16 +3,22 @@
 // projects and commits each group in one transaction, so the thread that runs the broker and
 // HTTP never waits for SQLite or fsync. Started by writer-thread.mjs (TypeScript through tsx).
 import { parentPort, workerData } from 'node:worker_threads'
-import { eventDefinitions, type EventType, type Metadata } from '../../events/index.ts'
+import { eventDefinitions, type EventType } from '../../events/index.ts'
 import { openDatabase, type Db } from './database.ts'
-import { Projections, rebuildProjections, resetChangedProjections, type Projection } from './projection.ts'
+import { FoldedEvent, Projections, rebuildProjections, resetChangedProjections, type Projection } from './projection.ts'
 import { chainHash, GENESIS_HASH, isoTime, type RecordedEvent } from './recorded-event.ts'
 
-/** One row to append: [position, stream id, stream version, type, data JSON, metadata JSON]. */
-export type WriterRow = [number, string, number, string, string, string]
+/**
+ * A group crosses as one string: rows ROW apart, each row's stream id, stream version, type,
+ * data JSON and metadata JSON FIELD apart. JSON text never holds these two characters raw, and
+ * stream ids are refused if they do.
+ */
+export const ROW = '\u0000'
+export const FIELD = '\u0001'
 
 export type WriterRequest =
-  | { op: 'commit', id: number, recordedAt: number, rows: WriterRow[], unitEnds: number[] }
+  /** Rows at positions `first`, `first` + 1, ...; `unitEnds`: where each unit's rows end. */
+  | { op: 'commit', id: number, recordedAt: number, first: number, rows: string, unitEnds: number[] }
   | { op: 'close', id: number }
 
 export type WriterReply =
@@ -89,7 +95,8 @@ export class Writer {
 
   /** Appends and projects one group in one transaction; on any failure nothing of it stays. */
   append (request: Extract<WriterRequest, { op: 'commit' }>): WriterReply {
-    const { id, rows, unitEnds, recordedAt } = request
+    const { id, unitEnds, recordedAt, first } = request
+    const rows = request.rows.split(ROW)
     const iso = isoTime(recordedAt)
     const hashes: string[] = new Array(rows.length)
     let previous = this.hash
@@ -97,25 +104,30 @@ export class Writer {
     this.begin.run()
     try {
       for (; index < rows.length; index++) {
-        const [position, streamId, version, type, data, metadata] = rows[index]!
+        const [streamId, versionText, type, data, metadata] = rows[index]!.split(FIELD) as [string, string, string, string, string]
+        const position = first + index
+        const version = Number(versionText)
         if (position !== this.position + index + 1) throw new Error(`position ${position} does not follow ${this.position + index}`)
         const definition = eventDefinitions[type as EventType]
         const hash = chainHash(previous, position, streamId, version, type, definition.version, iso, data, metadata)
         this.insert.run(position, this.streams.id(streamId), version, this.types.id(type), definition.version, recordedAt, data, metadata, hash)
         previous = hash.toString('hex')
         hashes[index] = previous
-        this.projections.apply({
-          type, data: JSON.parse(data), position, stream_id: streamId, stream_version: version, schema_version: definition.version,
-          recorded_at: iso, metadata: JSON.parse(metadata) as Metadata, hash: previous
-        } as RecordedEvent)
+        if (this.projections.handles(type)) {
+          this.projections.apply(new FoldedEvent(type, JSON.parse(data), position, streamId, version, definition.version, iso, metadata, previous) as RecordedEvent)
+        }
       }
+      index = rows.length
+      this.projections.flush()
       index = -1
       this.commit.run()
     } catch (error) {
       if (this.db.inTransaction) this.rollback.run()
+      this.projections.discard()
       this.streams.rolledBack()
       this.types.rolledBack()
-      const unit = index < 0 ? null : unitEnds.findIndex(end => index < end)
+      // A row's own failure is its unit's; a failure at the group's end (a fold's flush, COMMIT) is the group's.
+      const unit = index < 0 || index >= rows.length ? null : unitEnds.findIndex(end => index < end)
       const { name, message, code } = error as Error & { code?: string }
       return { id, ok: false, unit, error: { name, message, code } }
     }
