@@ -9,14 +9,20 @@ export interface EventDefinition<T extends string = string, S extends z.ZodType 
   readonly type: T
   readonly version: number
   readonly schema: S
+  /**
+   * The data's first field, when it repeats the id its stream is named by (`sensor_identifier`
+   * in `sensor-<id>`): the log stores it once, in the stream's name, and gives it back on reading.
+   */
+  readonly streamKey?: string
 }
 
 export function defineEvent<T extends string, S extends z.ZodType> (
   type: T,
   version: number,
-  schema: S
+  schema: S,
+  options: { streamKey?: string } = {}
 ): EventDefinition<T, S> {
-  return { type, version, schema }
+  return { type, version, schema, ...options }
 }
 
 /**

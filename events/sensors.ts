@@ -41,6 +41,9 @@ export type Measurement = z.infer<typeof Measurement>
 export type LogMessage = z.infer<typeof LogMessage>
 export type ConfigurationMessage = z.infer<typeof ConfigurationMessage>
 
+/** Reports on a sensor's stream store its id once, in the stream's name. */
+const stream = { streamKey: 'sensor_identifier' }
+
 export const SensorRegistered = defineEvent('SensorRegistered', 1, z.object({
   sensor_identifier: z.uuid(),
   sensor_name: z.string(),
@@ -62,7 +65,7 @@ export const SensorConfigurationRevised = defineEvent('SensorConfigurationRevise
 export const HeartbeatsReceived = defineEvent('HeartbeatsReceived', 1, z.object({
   sensor_identifier: z.uuid(),
   heartbeats: z.array(Heartbeat)
-}))
+}), stream)
 
 /** The first heartbeat for a revision acknowledges it; later ones change nothing. */
 export const ConfigurationAcknowledged = defineEvent('ConfigurationAcknowledged', 1, z.object({
@@ -71,14 +74,14 @@ export const ConfigurationAcknowledged = defineEvent('ConfigurationAcknowledged'
   success: z.boolean(),
   /** The heartbeat's own timestamp. */
   acknowledged_at: UnixSeconds
-}))
+}), stream)
 
 export const MeasurementsRecorded = defineEvent('MeasurementsRecorded', 1, z.object({
   sensor_identifier: z.uuid(),
   measurements: z.array(Measurement)
-}))
+}), stream)
 
 export const LogMessagesRecorded = defineEvent('LogMessagesRecorded', 1, z.object({
   sensor_identifier: z.uuid(),
   log_messages: z.array(LogMessage)
-}))
+}), stream)

@@ -220,3 +220,17 @@ t.test('a log in the first layout (names, ISO times, hex hashes in every row) is
   t.match(verifyChain(store.db), { ok: true, count: 3 }, 'the old rows and the new ones are one chain')
   t.equal(store.db.prepare("SELECT count(*) FROM sqlite_master WHERE name IN ('first_layout_events', 'mqtt_inbox')").pluck().get(), 0)
 })
+
+t.test("a report's sensor id is stored once, in its stream's name, and given back on reading", async t => {
+  const store = await openStore(t, join(tempDir(t), 'log.db'))
+  const id = '6f1f9a0e-2b8e-4c55-9a57-5f0c8d1e2a3b'
+  const data = { sensor_identifier: id, measurements: [{ revision: 0, timestamp: 1, value: { t: 1 } }] }
+  await store.append(`sensor-${id}`, [{ type: 'MeasurementsRecorded', data }], { metadata })
+  t.equal(store.db.prepare('SELECT data FROM events').pluck().get(), '{"measurements":[{"revision":0,"timestamp":1,"value":{"t":1}}]}')
+  t.same(store.read()[0]!.data, data)
+  // Under another stream the id is not the stream's: it stays in the data.
+  await store.append('sensor-elsewhere', [{ type: 'MeasurementsRecorded', data }], { metadata })
+  t.match(store.db.prepare('SELECT data FROM events WHERE position = 2').pluck().get(), /"sensor_identifier"/)
+  t.same(store.read()[1]!.data, data)
+  t.match(verifyChain(store.db), { ok: true, count: 2 })
+})

@@ -205,7 +205,7 @@ function measurementPages (db: Db) {
       let batch = batches.get(position)
       if (batch === undefined) {
         const row = event.get(position) as { schema_version: number, data: string }
-        batch = (decodeData('MeasurementsRecorded', row.schema_version, row.data) as { measurements: Measurement[] }).measurements
+        batch = (decodeData('MeasurementsRecorded', row.schema_version, row.data, `sensor-${sensorId}`) as { measurements: Measurement[] }).measurements
         batches.set(position, batch)
       }
       const measurement = batch[item]!

@@ -3,7 +3,7 @@ import { eventDefinitions, type DomainEvent, type Metadata } from '../../events/
 import type { Clock } from '../clock.ts'
 import { InvalidEvent, StoreUnavailable, StreamVersionConflict } from '../errors.ts'
 import { openDatabase, type Db } from './database.ts'
-import { decodeRow, isoTime, type EventRow, type RecordedEvent } from './recorded-event.ts'
+import { decodeRow, encodeData, isoTime, type EventRow, type RecordedEvent } from './recorded-event.ts'
 import { FIELD, ROW, type WriterInit, type WriterReady, type WriterReply, type WriterRequest } from './writer.ts'
 
 /**
@@ -319,7 +319,7 @@ class UnitOfWork implements Transaction {
     for (const event of events) {
       version += 1
       const position = this.store.nextPosition + this.group.rows.length
-      this.group.rows.push(streamId + FIELD + version + FIELD + event.type + FIELD + JSON.stringify(event.data) + FIELD + metadata)
+      this.group.rows.push(streamId + FIELD + version + FIELD + event.type + FIELD + encodeData(event.type, streamId, event.data) + FIELD + metadata)
       const recordedEvent = {
         type: event.type,
         data: event.data,

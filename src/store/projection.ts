@@ -115,7 +115,8 @@ export function foldLog (source: Db, runner: Projections, onPage: (position: num
       if (!handled[typeId]) continue
       if (recordedAt !== lastTime) { lastTime = recordedAt; lastIso = isoTime(recordedAt) }
       const type = types[typeId]!
-      runner.apply(new FoldedEvent(type, decodeData(type, schemaVersion, data), position, streams[stream]!, version, schemaVersion, lastIso, metadata, '') as RecordedEvent)
+      const streamId = streams[stream]!
+      runner.apply(new FoldedEvent(type, decodeData(type, schemaVersion, data, streamId), position, streamId, version, schemaVersion, lastIso, metadata, '') as RecordedEvent)
     }
     runner.flush()
     after = rows[rows.length - 1]![0]

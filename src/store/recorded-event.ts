@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto'
-import { type DomainEvent, type Metadata, upcasters } from '../../events/index.ts'
+import { type DomainEvent, eventDefinitions, type EventType, type Metadata, upcasters } from '../../events/index.ts'
 
 /** An event as the log holds it: the domain event plus where, when and by whom. */
 export type RecordedEvent<E extends DomainEvent = DomainEvent> = E & {
@@ -41,9 +41,23 @@ export function chainHash (previousHash: string, position: number, streamId: str
 
 export const isoTime = (ms: number): string => new Date(ms).toISOString()
 
-/** Data as stored, upcast to the current schema version of its type. */
-export function decodeData (type: string, schemaVersion: number, text: string): unknown {
+const streamKeyOf = (type: string): string | undefined => eventDefinitions[type as EventType]?.streamKey
+const idOfStream = (streamId: string): string => streamId.slice(streamId.indexOf('-') + 1)
+
+/** Data as the log stores it: JSON, without the field that repeats the stream's id. */
+export function encodeData (type: string, streamId: string, data: unknown): string {
+  const text = JSON.stringify(data)
+  const key = streamKeyOf(type)
+  if (key === undefined) return text
+  const repeated = `{"${key}":${JSON.stringify(idOfStream(streamId))},`
+  return text.startsWith(repeated) ? '{' + text.slice(repeated.length) : text
+}
+
+/** Data as stored, its stream's id given back, upcast to the current schema version of its type. */
+export function decodeData (type: string, schemaVersion: number, text: string, streamId: string): unknown {
   let data: unknown = JSON.parse(text)
+  const key = streamKeyOf(type)
+  if (key !== undefined && !Object.hasOwn(data as object, key)) data = { [key]: idOfStream(streamId), ...(data as object) }
   for (let upcast = upcasters[`${type}@${schemaVersion}`]; upcast; upcast = upcasters[`${type}@${schemaVersion}`]) {
     data = upcast(data)
     schemaVersion += 1
@@ -55,7 +69,7 @@ export function decodeData (type: string, schemaVersion: number, text: string): 
 export function decodeRow (row: EventRow): RecordedEvent {
   return {
     type: row.type,
-    data: decodeData(row.type, row.schema_version, row.data),
+    data: decodeData(row.type, row.schema_version, row.data, row.stream_id),
     position: row.position,
     stream_id: row.stream_id,
     stream_version: row.stream_version,
