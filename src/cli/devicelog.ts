@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util'
 import cliProgress from 'cli-progress'
 import { openDatabase } from '../store/database.ts'
 import { eventQuery } from '../store/event-store.ts'
-import { foldLog, Projections } from '../store/projection.ts'
+import { rebuildProjections } from '../store/projection.ts'
 import { decodeRow, type EventRow } from '../store/recorded-event.ts'
 import { verifyChainInParallel } from '../store/verify.ts'
 import { allProjections } from '../projections.ts'
@@ -74,17 +74,16 @@ function replay (): void {
     INSERT INTO events SELECT * FROM source.events ORDER BY position;
     DETACH DATABASE source;
     CREATE UNIQUE INDEX events_by_stream ON events (stream, stream_version);`)
-  const projections = new Projections(target, allProjections)
   const recordVersion = target.prepare('INSERT OR REPLACE INTO projection_versions (name, version) VALUES (?, ?)')
   for (const projection of allProjections) recordVersion.run(projection.name, projection.version)
-  const done = target.transaction(() => foldLog(target, projections, position => {
+  rebuildProjections(target, allProjections, position => {
     bar.update(position, { speed: Math.round(position / Math.max(elapsed(), 1e-9)) })
-  }))()
+  })
   bar.update(total, { speed: Math.round(total / Math.max(elapsed(), 1e-9)) })
   bar.stop()
   target.close()
   const seconds = elapsed()
-  process.stdout.write(`replayed ${done} events into ${values.out} in ${seconds.toFixed(2)} s (${Math.round(total / Math.max(seconds, 1e-9))} events/s)\n`)
+  process.stdout.write(`replayed ${total} events into ${values.out} in ${seconds.toFixed(2)} s (${Math.round(total / Math.max(seconds, 1e-9))} events/s)\n`)
 }
 
 async function verify (): Promise<void> {

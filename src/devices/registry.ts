@@ -56,11 +56,13 @@ export const SEEN_TYPES: readonly EventType[] = ['DeviceConnected', 'DeviceDisco
   'SocketInfoReported', 'SocketAvailabilityReported', 'SocketMessageReceived', 'ValveStateReported', 'StateOfChargeReported',
   'SystemInfoReported', 'ProcessesReported', 'NetworkInterfacesReported', 'MetricsReported']
 
+const ACTIVITY_TYPES: readonly EventType[] = [...SEEN_TYPES, 'SensorRegistered', 'SensorConfigurationRevised', 'ConfigurationAcknowledged', 'ChargingStatusChanged']
+
 /** The latest event of each type on each device's stream: last seen, and the channels' snapshots. */
 export const deviceActivityProjection: Projection = {
   name: 'device_activity',
   version: 1,
-  handles: [...SEEN_TYPES, 'SensorRegistered', 'SensorConfigurationRevised', 'ConfigurationAcknowledged', 'ChargingStatusChanged'],
+  handles: ACTIVITY_TYPES,
   tables: ['device_activity'],
   ddl: `CREATE TABLE IF NOT EXISTS device_activity (
       stream_id TEXT NOT NULL, type TEXT NOT NULL, position INTEGER NOT NULL, recorded_at TEXT NOT NULL, seen INTEGER NOT NULL,

@@ -83,6 +83,18 @@ export const measurementsProjection: Projection = {
       sensor_id TEXT NOT NULL, bucket_start INTEGER NOT NULL, count INTEGER NOT NULL,
       PRIMARY KEY (sensor_id, bucket_start)
     ) STRICT, WITHOUT ROWID;`,
+  // The same mapping, set-based, for a rebuild: a measurement per item of each batch; the sensor
+  // is the event's sensor_identifier (stored once, in the stream's name `sensor-<id>`).
+  rebuildSql: `
+    INSERT INTO measurements (sensor, creation_timestamp, position, item)
+      SELECT s.sensor_key, m.value ->> 'timestamp', e.position, m.key
+      FROM events e JOIN streams st ON st.id = e.stream
+      JOIN sensors s ON s.sensor_id = CASE WHEN e.data GLOB '{"sensor_identifier":*' THEN e.data ->> 'sensor_identifier' ELSE substr(st.name, 8) END
+      JOIN json_each(e.data, '$.measurements') m
+      WHERE e.type = (SELECT id FROM event_types WHERE name = 'MeasurementsRecorded');
+    INSERT INTO measurement_buckets (sensor_id, bucket_start, count)
+      SELECT s.sensor_id, CAST(floor(m.creation_timestamp / ${BUCKET_SECONDS}.0) AS INTEGER) * ${BUCKET_SECONDS} AS bucket, count(*)
+      FROM measurements m JOIN sensors s ON s.sensor_key = m.sensor GROUP BY s.sensor_id, bucket;`,
   prepare (db) {
     const sensorKey = db.prepare('SELECT sensor_key FROM sensors WHERE sensor_id = ?').pluck()
     const insert = db.prepare('INSERT INTO measurements (sensor, creation_timestamp, position, item) VALUES (?, ?, ?, ?)')
@@ -90,11 +102,14 @@ export const measurementsProjection: Projection = {
       ON CONFLICT (sensor_id, bucket_start) DO UPDATE SET count = count + excluded.count`)
     // Bucket counts are summed over the group and written once per bucket at its end.
     const counts = new Map<string, { id: string, bucket: number, n: number }>()
+    // A sensor's key never changes once committed; a rolled-back group forgets what it looked up.
+    const keys = new Map<string, number>()
     return {
       apply (event) {
         if (event.type !== 'MeasurementsRecorded') return
         const id = event.data.sensor_identifier
-        const key = sensorKey.get(id) as number
+        let key = keys.get(id)
+        if (key === undefined) keys.set(id, key = sensorKey.get(id) as number)
         const measurements = event.data.measurements
         for (let item = 0; item < measurements.length; item++) {
           const timestamp = measurements[item]!.timestamp
@@ -109,7 +124,7 @@ export const measurementsProjection: Projection = {
         for (const { id, bucket, n } of counts.values()) count.run(id, bucket, n)
         counts.clear()
       },
-      discard: () => { counts.clear() }
+      discard: () => { counts.clear(); keys.clear() }
     }
   }
 }

@@ -15,6 +15,12 @@ export interface Projection {
   readonly tables: readonly string[]
   readonly ddl: string
   prepare(db: Db): Apply | GroupFold
+  /**
+   * For a projection that is a plain mapping of the log: SQL that fills its tables from the
+   * whole log at once, run when it is rebuilt (a replay, a new version) after the projections
+   * folded event by event. It reads the stored data, so it must follow the current schema versions.
+   */
+  readonly rebuildSql?: string
 }
 
 type Apply = (event: RecordedEvent) => void
@@ -82,11 +88,17 @@ export function resetChangedProjections (db: Db, projections: readonly Projectio
   return changed
 }
 
-/** An event handed to projections: its metadata is parsed only if a projection reads it. */
+/** An event handed to projections: its data and metadata are parsed only if a projection reads them. */
 export class FoldedEvent {
-  constructor (readonly type: string, readonly data: unknown, readonly position: number, readonly stream_id: string,
+  private parsed: unknown
+
+  constructor (readonly type: string, private readonly dataText: string, readonly position: number, readonly stream_id: string,
     readonly stream_version: number, readonly schema_version: number, readonly recorded_at: string,
     private readonly metadataText: string, readonly hash: string) {}
+
+  get data (): unknown {
+    return (this.parsed ??= decodeData(this.type, this.schema_version, this.dataText, this.stream_id))
+  }
 
   get metadata (): Metadata { return JSON.parse(this.metadataText) as Metadata }
 }
@@ -95,16 +107,17 @@ type RawEvent = [number, number, number, number, number, number, string, string]
 
 /**
  * Folds every event of `source` that a projection of `runner` handles, in position order, a
- * page at a time (never the whole log in memory). Rows of other types are not even decoded.
+ * page at a time (never the whole log in memory). Returns the last position folded.
  */
 export function foldLog (source: Db, runner: Projections, onPage: (position: number) => void = () => {}): number {
   const streams: string[] = []
   const types: string[] = []
   for (const [id, name] of source.prepare('SELECT id, name FROM streams').raw().all() as Array<[number, string]>) streams[id] = name
   for (const [id, name] of source.prepare('SELECT id, name FROM event_types').raw().all() as Array<[number, string]>) types[id] = name
-  const handled = types.map(type => runner.handles(type))
+  // Rows of types no projection folds are not even read.
+  const handled = types.flatMap((type, id) => runner.handles(type) ? [id] : [])
   const page = source.prepare(`SELECT position, stream, stream_version, type, schema_version, recorded_at, data, metadata
-    FROM events WHERE position > ? ORDER BY position LIMIT 5000`).raw()
+    FROM events WHERE position > ? AND type IN (${handled.join(', ')}) ORDER BY position LIMIT 5000`).raw()
   let lastTime = -1
   let lastIso = ''
   let after = 0
@@ -112,11 +125,10 @@ export function foldLog (source: Db, runner: Projections, onPage: (position: num
     const rows = page.all(after) as RawEvent[]
     if (rows.length === 0) return after
     for (const [position, stream, version, typeId, schemaVersion, recordedAt, data, metadata] of rows) {
-      if (!handled[typeId]) continue
       if (recordedAt !== lastTime) { lastTime = recordedAt; lastIso = isoTime(recordedAt) }
       const type = types[typeId]!
       const streamId = streams[stream]!
-      runner.apply(new FoldedEvent(type, decodeData(type, schemaVersion, data, streamId), position, streamId, version, schemaVersion, lastIso, metadata, '') as RecordedEvent)
+      runner.apply(new FoldedEvent(type, data, position, streamId, version, schemaVersion, lastIso, metadata, '') as RecordedEvent)
     }
     runner.flush()
     after = rows[rows.length - 1]![0]
@@ -124,8 +136,16 @@ export function foldLog (source: Db, runner: Projections, onPage: (position: num
   }
 }
 
-/** Refill projections from the whole log, inside one transaction. */
-export function rebuildProjections (db: Db, projections: readonly Projection[]): void {
-  const runner = new Projections(db, projections)
-  db.transaction(() => { foldLog(db, runner) }).immediate()
+/**
+ * Refill projections from the whole log: those with SQL of their own set-based, after the others
+ * are folded event by event (their SQL may read what those built).
+ */
+export function rebuildProjections (db: Db, projections: readonly Projection[], onPage?: (position: number) => void): number {
+  for (const projection of projections) if (projection.rebuildSql !== undefined) db.exec(projection.ddl)
+  const runner = new Projections(db, projections.filter(projection => projection.rebuildSql === undefined))
+  return db.transaction(() => {
+    const last = foldLog(db, runner, onPage)
+    for (const projection of projections) if (projection.rebuildSql !== undefined) db.exec(projection.rebuildSql)
+    return last
+  }).immediate()
 }

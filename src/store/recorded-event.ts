@@ -1,4 +1,3 @@
-import { hash } from 'node:crypto'
 import { type DomainEvent, eventDefinitions, type EventType, type Metadata, upcasters } from '../../events/index.ts'
 
 /** An event as the log holds it: the domain event plus where, when and by whom. */
@@ -27,19 +26,7 @@ export interface EventRow {
   hash: Buffer
 }
 
-export const GENESIS_HASH = '0'.repeat(64)
-
-/**
- * Chains a row to its predecessor: any edit or removal of a past row changes every later hash.
- * The hashed text is the row as the first versions of the log stored it (names, ISO time),
- * so the chain does not depend on how rows are laid out on disk.
- */
-export function chainHash (previousHash: string, position: number, streamId: string, streamVersion: number, type: string,
-  schemaVersion: number, recordedAt: string, data: string, metadata: string): Buffer {
-  return hash('sha256', JSON.stringify([previousHash, position, streamId, streamVersion, type, schemaVersion, recordedAt, data, metadata]), 'buffer') as unknown as Buffer
-}
-
-export const isoTime = (ms: number): string => new Date(ms).toISOString()
+export { chainHash, GENESIS_HASH, isoTime } from './chain.ts'
 
 const streamKeyOf = (type: string): string | undefined => eventDefinitions[type as EventType]?.streamKey
 const idOfStream = (streamId: string): string => streamId.slice(streamId.indexOf('-') + 1)
@@ -57,7 +44,7 @@ export function encodeData (type: string, streamId: string, data: unknown): stri
 export function decodeData (type: string, schemaVersion: number, text: string, streamId: string): unknown {
   let data: unknown = JSON.parse(text)
   const key = streamKeyOf(type)
-  if (key !== undefined && !Object.hasOwn(data as object, key)) data = { [key]: idOfStream(streamId), ...(data as object) }
+  if (key !== undefined && !Object.hasOwn(data as object, key)) (data as Record<string, unknown>)[key] = idOfStream(streamId)
   for (let upcast = upcasters[`${type}@${schemaVersion}`]; upcast; upcast = upcasters[`${type}@${schemaVersion}`]) {
     data = upcast(data)
     schemaVersion += 1
@@ -74,7 +61,7 @@ export function decodeRow (row: EventRow): RecordedEvent {
     stream_id: row.stream_id,
     stream_version: row.stream_version,
     schema_version: row.schema_version,
-    recorded_at: isoTime(row.recorded_at),
+    recorded_at: new Date(row.recorded_at).toISOString(),
     metadata: JSON.parse(row.metadata) as Metadata,
     hash: row.hash.toString('hex')
   } as RecordedEvent

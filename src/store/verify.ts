@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os'
 import { parentPort, Worker, workerData } from 'node:worker_threads'
 import { openDatabase, type Db } from './database.ts'
-import { chainHash, GENESIS_HASH, isoTime } from './recorded-event.ts'
+import { chainHash, GENESIS_HASH, isoTime } from './chain.ts'
 
 export type VerifyResult =
   | { ok: true, count: number, head: string }
@@ -89,32 +89,43 @@ export async function verifyChainInParallel (path: string, onProgress: (checked:
   const size = Math.ceil(last / threads)
   const checked = new Array<number>(threads).fill(0)
   const ranges = Array.from({ length: threads }, (_, i) => ({ path, after: i * size, until: Math.min(last, (i + 1) * size) }))
-  const results = await Promise.all(ranges.map((task, i) => new Promise<VerifyResult>((resolve, reject) => {
+  const report = (i: number, position: number) => {
+    checked[i] = position - ranges[i]!.after
+    onProgress(checked.reduce((a, b) => a + b, 0), last)
+  }
+  // A thread for every range but the first, which this thread checks meanwhile.
+  const others = ranges.slice(1).map((task, k) => new Promise<VerifyResult>((resolve, reject) => {
     const worker = new Worker(new URL('./verify-thread.mjs', import.meta.url), { workerData: task satisfies RangeTask })
     worker.on('message', (message: RangeMessage) => {
-      if ('progress' in message) {
-        checked[i] = message.progress - task.after
-        onProgress(checked.reduce((a, b) => a + b, 0), last)
-      } else {
-        resolve(message.result)
-        void worker.terminate()
-      }
+      if ('progress' in message) return report(k + 1, message.progress)
+      resolve(message.result)
+      void worker.terminate()
     })
     worker.on('error', reject)
-  })))
+  }))
+  const first = checkRange(ranges[0]!, position => report(0, position))
+  const results = [first, ...await Promise.all(others)]
   const broken = results.find(result => !result.ok)
   if (broken !== undefined) return broken
   return { ok: true, count: last, head: head?.toString('hex') ?? GENESIS_HASH }
 }
 
-if (parentPort !== null && (workerData as RangeTask | undefined)?.until !== undefined) {
-  const task = workerData as RangeTask
+/** Checks one range of positions, all of it: rows missing at its end break it where the next should be. */
+function checkRange (task: RangeTask, onProgress: (position: number) => void): VerifyResult {
   const db = openDatabase(task.path, 'readonly')
-  const check = new RangeCheck(db, task.after, task.until)
-  let result: VerifyResult | 'more'
-  while ((result = check.step()) === 'more') parentPort.postMessage({ progress: check.position } satisfies RangeMessage)
-  // A range that ends early (rows missing at its end) is broken where the next row should be.
-  if (result.ok && result.count !== task.until) result = { ok: false, position: result.count + 1, reason: `position ${result.count + 1} is missing` }
-  db.close()
-  parentPort.postMessage({ result } satisfies RangeMessage)
+  try {
+    const check = new RangeCheck(db, task.after, task.until)
+    let result: VerifyResult | 'more'
+    while ((result = check.step()) === 'more') onProgress(check.position)
+    if (result.ok && result.count !== task.until) return { ok: false, position: result.count + 1, reason: `position ${result.count + 1} is missing` }
+    return result
+  } finally {
+    db.close()
+  }
+}
+
+if (parentPort !== null && (workerData as RangeTask | undefined)?.until !== undefined) {
+  const port = parentPort
+  const result = checkRange(workerData as RangeTask, progress => port.postMessage({ progress } satisfies RangeMessage))
+  port.postMessage({ result } satisfies RangeMessage)
 }

@@ -6,7 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { eventDefinitions, type EventType } from '../../events/index.ts'
 import { openDatabase, type Db } from './database.ts'
 import { FoldedEvent, Projections, rebuildProjections, resetChangedProjections, type Projection } from './projection.ts'
-import { chainHash, decodeData, GENESIS_HASH, isoTime, type RecordedEvent } from './recorded-event.ts'
+import { chainHash, GENESIS_HASH, isoTime, type RecordedEvent } from './recorded-event.ts'
 
 /**
  * A group crosses as one string: rows ROW apart, each row's stream id, stream version, type,
@@ -114,7 +114,7 @@ export class Writer {
         previous = hash.toString('hex')
         hashes[index] = previous
         if (this.projections.handles(type)) {
-          this.projections.apply(new FoldedEvent(type, decodeData(type, definition.version, data, streamId), position, streamId, version, definition.version, iso, metadata, previous) as RecordedEvent)
+          this.projections.apply(new FoldedEvent(type, data, position, streamId, version, definition.version, iso, metadata, previous) as RecordedEvent)
         }
       }
       index = rows.length
