@@ -9,9 +9,16 @@ export const GENESIS_HASH = '0'.repeat(64)
  * The hashed text is the row as the first versions of the log stored it (names, ISO time),
  * so the chain does not depend on how rows are laid out on disk.
  */
-export function chainHash (previousHash: string, position: number, streamId: string, streamVersion: number, type: string,
-  schemaVersion: number, recordedAt: string, data: string, metadata: string): Buffer {
-  return hash('sha256', JSON.stringify([previousHash, position, streamId, streamVersion, type, schemaVersion, recordedAt, data, metadata]), 'buffer') as unknown as Buffer
+export function chainText (previousHash: string, position: number, streamId: string, streamVersion: number, type: string,
+  schemaVersion: number, recordedAt: string, data: string, metadata: string): string {
+  return JSON.stringify([previousHash, position, streamId, streamVersion, type, schemaVersion, recordedAt, data, metadata])
 }
+
+export function chainHash (...row: Parameters<typeof chainText>): Buffer {
+  return hash('sha256', chainText(...row), 'buffer') as unknown as Buffer
+}
+
+/** The same, as lowercase hex. */
+export const chainHashHex = (...row: Parameters<typeof chainText>): string => hash('sha256', chainText(...row))
 
 export const isoTime = (ms: number): string => new Date(ms).toISOString()

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os'
 import { parentPort, Worker, workerData } from 'node:worker_threads'
 import { openDatabase, type Db } from './database.ts'
-import { chainHash, GENESIS_HASH, isoTime } from './chain.ts'
+import { chainHashHex, GENESIS_HASH, isoTime } from './chain.ts'
 
 export type VerifyResult =
   | { ok: true, count: number, head: string }
@@ -10,7 +10,16 @@ export type VerifyResult =
 /** Rows read per step: the live service yields to the event loop between steps. */
 const STEP = 5000
 
-type RawRow = [number, number, number, number, number, number, string, string, Buffer]
+/** Stream and type names by id, read once per thread. */
+function namesOf (db: Db): { streams: string[], types: string[] } {
+  const streams: string[] = []
+  const types: string[] = []
+  for (const [id, name] of db.prepare('SELECT id, name FROM streams').raw().all() as Array<[number, string]>) streams[id] = name
+  for (const [id, name] of db.prepare('SELECT id, name FROM event_types').raw().all() as Array<[number, string]>) types[id] = name
+  return { streams, types }
+}
+
+type RawRow = [number, number, number, number, number, number, string, string, string]
 
 /**
  * Checks rows (after, until] of the chain: each row's hash must be the hash of its predecessor's
@@ -19,18 +28,19 @@ type RawRow = [number, number, number, number, number, number, string, string, B
  */
 class RangeCheck {
   private readonly rows
-  private readonly streams: string[] = []
-  private readonly types: string[] = []
+  private readonly streams: string[]
+  private readonly types: string[]
   private lastTime = -1
   private lastIso = ''
   previousHash: string
   position: number
 
-  constructor (db: Db, after: number, readonly until = Number.MAX_SAFE_INTEGER) {
-    this.rows = db.prepare(`SELECT position, stream, stream_version, type, schema_version, recorded_at, data, metadata, hash
+  constructor (db: Db, after: number, readonly until = Number.MAX_SAFE_INTEGER, names = namesOf(db)) {
+    // The hash as hex text, made by SQLite: cheaper than a Buffer per row.
+    this.rows = db.prepare(`SELECT position, stream, stream_version, type, schema_version, recorded_at, data, metadata, lower(hex(hash))
       FROM events WHERE position > ? AND position <= ? ORDER BY position LIMIT ?`).raw()
-    for (const [id, name] of db.prepare('SELECT id, name FROM streams').raw().all() as Array<[number, string]>) this.streams[id] = name
-    for (const [id, name] of db.prepare('SELECT id, name FROM event_types').raw().all() as Array<[number, string]>) this.types[id] = name
+    this.streams = names.streams
+    this.types = names.types
     const before = after === 0 ? undefined : db.prepare('SELECT hash FROM events WHERE position = ?').pluck().get(after) as Buffer | undefined
     this.previousHash = before?.toString('hex') ?? GENESIS_HASH
     this.position = after
@@ -44,9 +54,9 @@ class RangeCheck {
     for (const [position, stream, version, type, schemaVersion, recordedAt, data, metadata, hash] of rows) {
       if (position !== this.position + 1) return { ok: false, position: this.position + 1, reason: `position ${this.position + 1} is missing` }
       if (recordedAt !== this.lastTime) { this.lastTime = recordedAt; this.lastIso = isoTime(recordedAt) }
-      const expected = chainHash(this.previousHash, position, this.streams[stream]!, version, this.types[type]!, schemaVersion, this.lastIso, data, metadata)
-      if (!expected.equals(hash)) return { ok: false, position, reason: 'hash does not match the row and its predecessor' }
-      this.previousHash = hash.toString('hex')
+      const expected = chainHashHex(this.previousHash, position, this.streams[stream]!, version, this.types[type]!, schemaVersion, this.lastIso, data, metadata)
+      if (expected !== hash) return { ok: false, position, reason: 'hash does not match the row and its predecessor' }
+      this.previousHash = hash
       this.position = position
     }
     return rows.length === STEP && this.position < this.until ? 'more' : { ok: true, count: this.position, head: this.previousHash }
@@ -73,59 +83,60 @@ export async function verifyChainInSteps (db: Db): Promise<VerifyResult> {
   }
 }
 
-interface RangeTask { path: string, after: number, until: number }
-type RangeMessage = { progress: number } | { result: VerifyResult }
+/** Positions checked per claim: small enough that threads finish together, large enough to cost nothing to claim. */
+const CHUNK = 20_000
+
+/** What every thread shares: the next chunk to claim, and how many rows were checked. */
+interface ChunkTask { path: string, last: number, shared: SharedArrayBuffer }
 
 /**
- * The chain checked by one thread per core, each over its own range of positions: the first
- * broken row of the lowest range is the verdict, as a single walk would find it.
+ * The chain checked by every core at once: threads claim chunks of positions in turn until none
+ * is left (so a thread that started late simply checks fewer), and the first broken row of the
+ * lowest broken chunk is the verdict, as a single walk would find it.
  */
 export async function verifyChainInParallel (path: string, onProgress: (checked: number, total: number) => void = () => {}): Promise<VerifyResult> {
   const db = openDatabase(path, 'readonly')
   const last = (db.prepare('SELECT max(position) FROM events').pluck().get() as number | null) ?? 0
   const head = last === 0 ? undefined : (db.prepare('SELECT hash FROM events WHERE position = ?').pluck().get(last) as Buffer)
   db.close()
-  const threads = Math.max(1, Math.min(availableParallelism(), Math.ceil(last / 50_000)))
-  const size = Math.ceil(last / threads)
-  const checked = new Array<number>(threads).fill(0)
-  const ranges = Array.from({ length: threads }, (_, i) => ({ path, after: i * size, until: Math.min(last, (i + 1) * size) }))
-  const report = (i: number, position: number) => {
-    checked[i] = position - ranges[i]!.after
-    onProgress(checked.reduce((a, b) => a + b, 0), last)
-  }
-  // A thread for every range but the first, which this thread checks meanwhile.
-  const others = ranges.slice(1).map((task, k) => new Promise<VerifyResult>((resolve, reject) => {
-    const worker = new Worker(new URL('./verify-thread.mjs', import.meta.url), { workerData: task satisfies RangeTask })
-    worker.on('message', (message: RangeMessage) => {
-      if ('progress' in message) return report(k + 1, message.progress)
-      resolve(message.result)
-      void worker.terminate()
-    })
-    worker.on('error', reject)
+  const task: ChunkTask = { path, last, shared: new SharedArrayBuffer(8) }
+  const threads = Math.max(1, Math.min(availableParallelism(), Math.ceil(last / (2 * CHUNK))))
+  const others = Array.from({ length: threads - 1 }, () => new Promise<VerifyResult[]>((resolve, reject) => {
+    const worker = new Worker(new URL('./verify-thread.mjs', import.meta.url), { workerData: task })
+    worker.once('message', (broken: VerifyResult[]) => { resolve(broken); void worker.terminate() })
+    worker.once('error', reject)
   }))
-  const first = checkRange(ranges[0]!, position => report(0, position))
-  const results = [first, ...await Promise.all(others)]
-  const broken = results.find(result => !result.ok)
-  if (broken !== undefined) return broken
+  const checked = new Int32Array(task.shared)
+  const mine = checkChunks(task, () => onProgress(Atomics.load(checked, 1), last))
+  const broken = [...mine, ...(await Promise.all(others)).flat()] as Array<Extract<VerifyResult, { ok: false }>>
+  if (broken.length > 0) return broken.reduce((first, result) => result.position < first.position ? result : first)
   return { ok: true, count: last, head: head?.toString('hex') ?? GENESIS_HASH }
 }
 
-/** Checks one range of positions, all of it: rows missing at its end break it where the next should be. */
-function checkRange (task: RangeTask, onProgress: (position: number) => void): VerifyResult {
+/** Claims and checks chunks until none is left; returns the broken ones' verdicts. */
+function checkChunks (task: ChunkTask, onChunk: () => void): VerifyResult[] {
   const db = openDatabase(task.path, 'readonly')
+  const shared = new Int32Array(task.shared)
+  const names = namesOf(db)
+  const broken: VerifyResult[] = []
   try {
-    const check = new RangeCheck(db, task.after, task.until)
-    let result: VerifyResult | 'more'
-    while ((result = check.step()) === 'more') onProgress(check.position)
-    if (result.ok && result.count !== task.until) return { ok: false, position: result.count + 1, reason: `position ${result.count + 1} is missing` }
-    return result
+    for (let chunk = Atomics.add(shared, 0, 1); chunk * CHUNK < task.last; chunk = Atomics.add(shared, 0, 1)) {
+      const until = Math.min(task.last, (chunk + 1) * CHUNK)
+      const check = new RangeCheck(db, chunk * CHUNK, until, names)
+      let result: VerifyResult | 'more'
+      while ((result = check.step()) === 'more');
+      // A chunk whose last rows are missing is broken where the next should be.
+      if (result.ok && result.count !== until) result = { ok: false, position: result.count + 1, reason: `position ${result.count + 1} is missing` }
+      if (!result.ok) broken.push(result)
+      Atomics.add(shared, 1, until - chunk * CHUNK)
+      onChunk()
+    }
   } finally {
     db.close()
   }
+  return broken
 }
 
-if (parentPort !== null && (workerData as RangeTask | undefined)?.until !== undefined) {
-  const port = parentPort
-  const result = checkRange(workerData as RangeTask, progress => port.postMessage({ progress } satisfies RangeMessage))
-  port.postMessage({ result } satisfies RangeMessage)
+if (parentPort !== null && (workerData as ChunkTask | undefined)?.shared !== undefined) {
+  parentPort.postMessage(checkChunks(workerData as ChunkTask, () => {}))
 }
