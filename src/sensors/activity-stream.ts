@@ -83,17 +83,28 @@ const activityStream: FastifyPluginAsyncZod<ActivityStreamOptions> = async funct
     return { generated_at: nowSeconds, bucket_seconds: BUCKET_SECONDS, first_bucket: firstBucket, sensors: [...bySensor.values()] }
   }
 
+  // Each sensor's network, read once and then followed from the events that move it.
+  const networkOfSensor = new Map<string, string | undefined>()
+  const networkOf = (sensorId: string) => {
+    if (!networkOfSensor.has(sensorId)) networkOfSensor.set(sensorId, sensors.networkOf(sensorId))
+    return networkOfSensor.get(sensorId)
+  }
+
+  // One write per listener per committed group, however many events it holds.
   const unsubscribe = app.store.subscribe(events => {
-    if (listeners.size === 0) return
+    const frames = new Map<string, string>()
     for (const event of events) {
+      if (event.type === 'SensorRegistered' || event.type === 'SensorConfigurationRevised') {
+        networkOfSensor.set(event.data.sensor_identifier, event.data.network_identifier)
+      }
+      if (listeners.size === 0) continue
       const activity = activityOf(event)
       if (activity === undefined) continue
-      const networkId = sensors.networkOf(activity.sensorId)
-      const audience = networkId === undefined ? undefined : listeners.of(networkId)
-      if (audience === undefined) continue
-      const text = frame(activity.name, activity.data, event.position)
-      for (const response of audience) send(response, text)
+      const networkId = networkOf(activity.sensorId)
+      if (networkId === undefined || listeners.of(networkId) === undefined) continue
+      frames.set(networkId, (frames.get(networkId) ?? '') + frame(activity.name, activity.data, event.position))
     }
+    for (const [networkId, text] of frames) for (const response of listeners.of(networkId) ?? []) send(response, text)
   })
 
   const timer = app.clock.setInterval(() => {
