@@ -32,9 +32,11 @@ export function openDatabase (path: string, mode: OpenMode = 'writer'): Db {
     db.pragma('journal_mode = OFF')
     db.pragma('synchronous = OFF')
     db.pragma('locking_mode = EXCLUSIVE')
+    db.pragma('cache_size = -262144')
+    db.pragma('mmap_size = 268435456')
   }
   db.pragma('busy_timeout = 5000')
-  db.pragma('cache_size = -65536')
+  if (mode !== 'bulk') db.pragma('cache_size = -65536')
   db.pragma('page_size = 4096')
   if (mode === 'writer') migrateFirstLayout(db)
   if (writes) db.exec(EVENT_LOG_DDL)
