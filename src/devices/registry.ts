@@ -64,6 +64,15 @@ export const deviceActivityProjection: Projection = {
   version: 1,
   handles: ACTIVITY_TYPES,
   tables: ['device_activity'],
+  // The same, set-based, for a rebuild: the latest event of each handled type on each stream
+  // (without reading a row's data, which the fold would have to fetch).
+  rebuildSql: `INSERT INTO device_activity (stream_id, type, position, recorded_at, seen)
+    SELECT st.name, t.name, latest.position, strftime('%Y-%m-%dT%H:%M:%fZ', e.recorded_at / 1000.0, 'unixepoch'),
+      t.name IN (${SEEN_TYPES.map(type => `'${type}'`).join(', ')})
+    FROM (SELECT stream, type, max(position) AS position FROM events
+      WHERE type IN (SELECT id FROM event_types WHERE name IN (${ACTIVITY_TYPES.map(type => `'${type}'`).join(', ')}))
+      GROUP BY stream, type) latest
+    JOIN events e ON e.position = latest.position JOIN streams st ON st.id = latest.stream JOIN event_types t ON t.id = latest.type`,
   ddl: `CREATE TABLE IF NOT EXISTS device_activity (
       stream_id TEXT NOT NULL, type TEXT NOT NULL, position INTEGER NOT NULL, recorded_at TEXT NOT NULL, seen INTEGER NOT NULL,
       PRIMARY KEY (stream_id, type)
