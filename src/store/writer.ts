@@ -126,9 +126,12 @@ export class Writer {
       this.projections.discard()
       this.streams.rolledBack()
       this.types.rolledBack()
-      // A row's own failure is its unit's; a failure at the group's end (a fold's flush, COMMIT) is the group's.
-      const unit = index < 0 || index >= rows.length ? null : unitEnds.findIndex(end => index < end)
       const { name, message, code } = error as Error & { code?: string }
+      // A row's own failure (a constraint, a fold that refuses it) is its unit's. The storage
+      // failing (full, I/O, busy) or a failure at the group's end (a fold's flush, COMMIT) is
+      // the whole group's: running the rest again would only fail again.
+      const storage = code !== undefined && code.startsWith('SQLITE_') && !code.startsWith('SQLITE_CONSTRAINT')
+      const unit = index < 0 || index >= rows.length || storage ? null : unitEnds.findIndex(end => index < end)
       return { id, ok: false, unit, error: { name, message, code } }
     }
     this.streams.committed()
