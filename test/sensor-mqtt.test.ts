@@ -5,6 +5,7 @@ import type { MqttClient } from 'mqtt'
 import mqttPacket, { type IPublishPacket, type Packet } from 'mqtt-packet'
 import t from 'tap'
 import { connectSensor, createSensor, http, publish, startService, type SensorFixture, type Service, type Teardown } from './helpers/service.ts'
+import { createZone } from './helpers/zones.ts'
 
 // The MQTT half of the sensor contract, end to end: a real broker on an ephemeral port, real
 // mqtt.js clients (and a raw mqtt-packet client where mqtt.js cannot be made to misbehave),
@@ -402,6 +403,25 @@ t.test('a QoS 1 message redelivered with DUP is not recorded twice', async t => 
   const other = await rawClient(t, service, sensor, clientIds('raw-other'))
   await other.publish({ topic, payload: first, messageId: 7, dup: true })
   t.same(await recordedValues(), [{ n: 1 }, { n: 2 }, { n: 1 }, { n: 1 }], 'message ids are per client')
+})
+
+t.test("every kind's redelivery is recognised from the log: a valve's report resent with DUP is recorded once", async t => {
+  const service = await startService(t)
+  const zone = await createZone(service)
+  const topic = `zones/${zone.zoneId}/state`
+  const reports = async () => (await http(service, 'GET', `/api/v1/events?stream=zone-${zone.zoneId}&type=ValveStateReported`, { token: zone.token }))
+    .body.events.map((e: any) => e.data.open)
+  const valve = { sensorId: zone.zoneId, password: zone.password } as SensorFixture
+  const clientId = clientIds('valve')
+  const raw = await rawClient(t, service, valve, clientId)
+  await raw.publish({ topic, payload: Buffer.from('{"open":true}'), messageId: 3, dup: false })
+  raw.end()
+  await raw.closed
+  const again = await rawClient(t, service, valve, clientId)
+  await again.publish({ topic, payload: Buffer.from('{"open":true}'), messageId: 3, dup: true })
+  t.same(await reports(), [true], 'the redelivery after a reconnection is acknowledged, not recorded again')
+  await again.publish({ topic, payload: Buffer.from('{"open":false}'), messageId: 3, dup: true })
+  t.same(await reports(), [true, false], 'another payload under the same message id is another message')
 })
 
 t.test('concurrent publishers: every QoS 1 message acknowledged and recorded exactly once', async t => {
