@@ -156,8 +156,9 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
       // The device kind parsed the payload with the message schema the events are made of.
       tx.append(outcome.streamId, events, { metadata, validated: true, expectedVersion: outcome.stateless === true ? independent : undefined })
       return 'recorded'
-    }).then(async result => {
-      if (result === 'refused' && overRefusalLimit(client)) await cutOff(client, outcome.streamId)
+    }).then(result => {
+      // The hot path stays synchronous: only the refusal that is one too many waits for its record.
+      if (result === 'refused' && overRefusalLimit(client)) return cutOff(client, outcome.streamId).then(() => done(new Error('too many refusals')))
       if ((client as DeviceClient)[cutOffKey] === true) return done(new Error('too many refusals'))
       if (result !== 'recorded') {
         // Recorded (and forwarded, if it was valid) the first time; refused ones reach nobody.

@@ -43,6 +43,47 @@ export function openDatabase (path: string, mode: OpenMode = 'writer'): Db {
   return db
 }
 
+/** Stream and type names to their ids, each stored once; a rolled-back group forgets its new ones. */
+export class NameIds {
+  private readonly ids = new Map<string, number>()
+  private readonly added: string[] = []
+  private readonly select
+  private readonly insert
+
+  constructor (db: Db, table: 'streams' | 'event_types') {
+    this.select = db.prepare(`SELECT id FROM ${table} WHERE name = ?`).pluck()
+    this.insert = db.prepare(`INSERT INTO ${table} (name) VALUES (?)`)
+  }
+
+  id (name: string): number {
+    let id = this.ids.get(name)
+    if (id === undefined) {
+      id = this.select.get(name) as number | undefined
+      if (id === undefined) {
+        id = Number(this.insert.run(name).lastInsertRowid)
+        this.added.push(name)
+      }
+      this.ids.set(name, id)
+    }
+    return id
+  }
+
+  committed (): void { this.added.length = 0 }
+  rolledBack (): void {
+    for (const name of this.added) this.ids.delete(name)
+    this.added.length = 0
+  }
+}
+
+/** Stream and type names by id, read at once (the CLI's walks over the whole log). */
+export function namesById (db: Db): { streams: string[], types: string[] } {
+  const streams: string[] = []
+  const types: string[] = []
+  for (const [id, name] of db.prepare('SELECT id, name FROM streams').raw().all() as Array<[number, string]>) streams[id] = name
+  for (const [id, name] of db.prepare('SELECT id, name FROM event_types').raw().all() as Array<[number, string]>) types[id] = name
+  return { streams, types }
+}
+
 /**
  * Logs written before 2026-12 kept names, ISO times and hex hashes in every row. They are moved
  * into the lean layout once, row for row: the hashed text is the same, so the chain still
@@ -55,23 +96,15 @@ function migrateFirstLayout (db: Db): void {
     db.exec(`DROP TRIGGER IF EXISTS events_are_append_only_update; DROP TRIGGER IF EXISTS events_are_append_only_delete;
       ALTER TABLE events RENAME TO first_layout_events; DROP TABLE IF EXISTS mqtt_inbox; DELETE FROM projection_versions`)
     db.exec(EVENT_LOG_DDL)
-    const ids = { streams: new Map<string, number>(), event_types: new Map<string, number>() }
-    const inserts = {
-      streams: db.prepare('INSERT INTO streams (name) VALUES (?)'),
-      event_types: db.prepare('INSERT INTO event_types (name) VALUES (?)')
-    }
-    const idOf = (table: 'streams' | 'event_types', name: string) => {
-      let id = ids[table].get(name)
-      if (id === undefined) ids[table].set(name, id = Number(inserts[table].run(name).lastInsertRowid))
-      return id
-    }
+    const streams = new NameIds(db, 'streams')
+    const types = new NameIds(db, 'event_types')
     const insert = db.prepare(`INSERT INTO events (position, stream, stream_version, type, schema_version, recorded_at, data, metadata, hash)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
     type FirstLayoutRow = [number, string, number, string, number, string, string, string, string]
     const page = db.prepare('SELECT * FROM first_layout_events WHERE position > ? ORDER BY position LIMIT 5000').raw()
     for (let rows = page.all(0) as FirstLayoutRow[]; rows.length > 0; rows = page.all(rows.at(-1)![0]) as FirstLayoutRow[]) {
       for (const [position, stream, version, type, schemaVersion, recordedAt, data, metadata, hash] of rows) {
-        insert.run(position, idOf('streams', stream), version, idOf('event_types', type), schemaVersion, Date.parse(recordedAt), data, metadata, Buffer.from(hash, 'hex'))
+        insert.run(position, streams.id(stream), version, types.id(type), schemaVersion, Date.parse(recordedAt), data, metadata, Buffer.from(hash, 'hex'))
       }
     }
     db.exec('DROP TABLE first_layout_events')

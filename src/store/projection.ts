@@ -1,5 +1,5 @@
 import type { EventType, Metadata } from '../../events/index.ts'
-import type { Db } from './database.ts'
+import { namesById, type Db } from './database.ts'
 import { decodeData, isoTime, type RecordedEvent } from './recorded-event.ts'
 
 /**
@@ -110,10 +110,7 @@ type RawEvent = [number, number, number, number, number, number, string, string]
  * page at a time (never the whole log in memory). Returns the last position folded.
  */
 export function foldLog (source: Db, runner: Projections, onPage: (position: number) => void = () => {}): number {
-  const streams: string[] = []
-  const types: string[] = []
-  for (const [id, name] of source.prepare('SELECT id, name FROM streams').raw().all() as Array<[number, string]>) streams[id] = name
-  for (const [id, name] of source.prepare('SELECT id, name FROM event_types').raw().all() as Array<[number, string]>) types[id] = name
+  const { streams, types } = namesById(source)
   // Rows of types no projection folds are not even read.
   const handled = types.flatMap((type, id) => runner.handles(type) ? [id] : [])
   const page = source.prepare(`SELECT position, stream, stream_version, type, schema_version, recorded_at, data, metadata

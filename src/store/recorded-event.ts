@@ -1,4 +1,5 @@
 import { type DomainEvent, eventDefinitions, type EventType, type Metadata, upcasters } from '../../events/index.ts'
+import { isoTime } from './chain.ts'
 
 /** An event as the log holds it: the domain event plus where, when and by whom. */
 export type RecordedEvent<E extends DomainEvent = DomainEvent> = E & {
@@ -61,7 +62,7 @@ export function decodeRow (row: EventRow): RecordedEvent {
     stream_id: row.stream_id,
     stream_version: row.stream_version,
     schema_version: row.schema_version,
-    recorded_at: new Date(row.recorded_at).toISOString(),
+    recorded_at: isoTime(row.recorded_at),
     metadata: JSON.parse(row.metadata) as Metadata,
     hash: row.hash.toString('hex')
   } as RecordedEvent

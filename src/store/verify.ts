@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { parentPort, Worker, workerData } from 'node:worker_threads'
-import { openDatabase, type Db } from './database.ts'
+import { namesById, openDatabase, type Db } from './database.ts'
 import { chainHashHex, GENESIS_HASH, isoTime } from './chain.ts'
 
 export type VerifyResult =
@@ -9,15 +9,6 @@ export type VerifyResult =
 
 /** Rows read per step: the live service yields to the event loop between steps. */
 const STEP = 5000
-
-/** Stream and type names by id, read once per thread. */
-function namesOf (db: Db): { streams: string[], types: string[] } {
-  const streams: string[] = []
-  const types: string[] = []
-  for (const [id, name] of db.prepare('SELECT id, name FROM streams').raw().all() as Array<[number, string]>) streams[id] = name
-  for (const [id, name] of db.prepare('SELECT id, name FROM event_types').raw().all() as Array<[number, string]>) types[id] = name
-  return { streams, types }
-}
 
 type RawRow = [number, number, number, number, number, number, string, string, string]
 
@@ -35,7 +26,7 @@ class RangeCheck {
   previousHash: string
   position: number
 
-  constructor (db: Db, after: number, readonly until = Number.MAX_SAFE_INTEGER, names = namesOf(db)) {
+  constructor (db: Db, after: number, readonly until = Number.MAX_SAFE_INTEGER, names = namesById(db)) {
     // The hash as hex text, made by SQLite: cheaper than a Buffer per row.
     this.rows = db.prepare(`SELECT position, stream, stream_version, type, schema_version, recorded_at, data, metadata, lower(hex(hash))
       FROM events WHERE position > ? AND position <= ? ORDER BY position LIMIT ?`).raw()
@@ -117,7 +108,7 @@ export async function verifyChainInParallel (path: string, onProgress: (checked:
 function checkChunks (task: ChunkTask, onChunk: () => void): VerifyResult[] {
   const db = openDatabase(task.path, 'readonly')
   const shared = new Int32Array(task.shared)
-  const names = namesOf(db)
+  const names = namesById(db)
   const broken: VerifyResult[] = []
   try {
     for (let chunk = Atomics.add(shared, 0, 1); chunk * CHUNK < task.last; chunk = Atomics.add(shared, 0, 1)) {

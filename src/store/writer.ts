@@ -4,7 +4,7 @@
 // HTTP never waits for SQLite or fsync. Started by writer-thread.mjs (TypeScript through tsx).
 import { parentPort, workerData } from 'node:worker_threads'
 import { eventDefinitions, type EventType } from '../../events/index.ts'
-import { openDatabase, type Db } from './database.ts'
+import { NameIds, openDatabase, type Db } from './database.ts'
 import { FoldedEvent, Projections, rebuildProjections, resetChangedProjections, type Projection } from './projection.ts'
 import { chainHash, GENESIS_HASH, isoTime, type RecordedEvent } from './recorded-event.ts'
 
@@ -34,42 +34,10 @@ export interface WriterInit {
 
 export interface WriterReady { ready: true, position: number, hash: string }
 
-/** Stream and type names to their ids, each stored once; a rolled-back group forgets its new ones. */
-class Names {
-  private readonly ids = new Map<string, number>()
-  private readonly added: string[] = []
-  private readonly select
-  private readonly insert
-
-  constructor (db: Db, table: 'streams' | 'event_types') {
-    this.select = db.prepare(`SELECT id FROM ${table} WHERE name = ?`).pluck()
-    this.insert = db.prepare(`INSERT INTO ${table} (name) VALUES (?)`)
-  }
-
-  id (name: string): number {
-    let id = this.ids.get(name)
-    if (id === undefined) {
-      id = this.select.get(name) as number | undefined
-      if (id === undefined) {
-        id = Number(this.insert.run(name).lastInsertRowid)
-        this.added.push(name)
-      }
-      this.ids.set(name, id)
-    }
-    return id
-  }
-
-  committed (): void { this.added.length = 0 }
-  rolledBack (): void {
-    for (const name of this.added) this.ids.delete(name)
-    this.added.length = 0
-  }
-}
-
 export class Writer {
   private readonly projections: Projections
-  private readonly streams: Names
-  private readonly types: Names
+  private readonly streams: NameIds
+  private readonly types: NameIds
   private readonly insert
   private readonly begin
   private readonly commit
@@ -84,8 +52,8 @@ export class Writer {
     const head = db.prepare('SELECT position, hash FROM events ORDER BY position DESC LIMIT 1').get() as { position: number, hash: Buffer } | undefined
     this.position = head?.position ?? 0
     this.hash = head?.hash.toString('hex') ?? GENESIS_HASH
-    this.streams = new Names(db, 'streams')
-    this.types = new Names(db, 'event_types')
+    this.streams = new NameIds(db, 'streams')
+    this.types = new NameIds(db, 'event_types')
     this.insert = db.prepare(`INSERT INTO events (position, stream, stream_version, type, schema_version, recorded_at, data, metadata, hash)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
     this.begin = db.prepare('BEGIN IMMEDIATE')
