@@ -8,6 +8,7 @@ import type { DeviceQueries } from '../devices/projections.ts'
 import type { EventStore } from '../store/event-store.ts'
 import { DeviceMessageRefused, type ConnectedDevice, type DeviceKind, type Interpretation, type Refusal } from './device-kind.ts'
 import { RefusalWindow } from './refusal-window.ts'
+import type { DevicePersistence } from './retained.ts'
 
 export const MAX_PAYLOAD_BYTES = 256 * 1024
 const EXCERPT_BYTES = 1024
@@ -36,13 +37,15 @@ export interface DeviceBrokerOptions {
   clock: Clock
   /** More refusals than this within a minute cut the client off (recorded once). */
   maxRefusalsPerMinute: number
+  /** Sessions and retained messages; the owned retained ones come from the log. */
+  persistence: DevicePersistence
 }
 
 /**
  * The embedded broker. Every hook is a small named function; only authorizePublish runs before
  * a QoS 1 PUBACK, so it holds its callback until the message's events are committed.
  */
-export async function createDeviceBroker ({ store, devices, kinds: kindByName, log, clock, maxRefusalsPerMinute }: DeviceBrokerOptions): Promise<Aedes> {
+export async function createDeviceBroker ({ store, devices, kinds: kindByName, log, clock, maxRefusalsPerMinute, persistence }: DeviceBrokerOptions): Promise<Aedes> {
   function metadataFor (client: Client, packet?: PublishPacket): Metadata {
     const metadata: Metadata = { actor: `mqtt:${client.id}` }
     if (packet !== undefined && packet.qos > 0) metadata.mqtt = { message_id: packet.messageId, crc32: crc32(packet.payload as Buffer) }
@@ -194,7 +197,7 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
     }, (error: unknown) => done(error as Error))
   }
 
-  const aedes = await Aedes.createBroker({ authenticate, authorizePublish, authorizeSubscribe })
+  const aedes = await Aedes.createBroker({ authenticate, authorizePublish, authorizeSubscribe, persistence })
 
   // Presence: every accepted connection and its end, on the device's stream.
   const recordPresence = (client: Client, event: DomainEvent) => {

@@ -5,6 +5,7 @@ import fp from 'fastify-plugin'
 import { createWebSocketStream } from 'ws'
 import { createDeviceBroker, deviceOf } from './broker.ts'
 import type { DeviceKind } from './device-kind.ts'
+import { DevicePersistence, type OwnedRetained } from './retained.ts'
 
 export interface ServicePublish {
   topic: string
@@ -21,6 +22,11 @@ export interface DeviceBrokerDecorator {
   publish(message: ServicePublish): Promise<void>
   /** A capability tells the broker how its devices behave. */
   registerKind(kind: DeviceKind): void
+  /**
+   * A capability's retained topics, read from its projection when a device subscribes: what it
+   * publishes there (retained) is delivered to current subscribers and not kept by the broker.
+   */
+  ownRetained(source: OwnedRetained): void
   /** Close every connection of a device whose credentials were withdrawn (a removed charger). */
   disconnectDevice(streamId: string): void
   /** The MQTT port, once listening (shown to people registering a device). */
@@ -53,7 +59,8 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
     })
   }
   const kinds = new Map<string, DeviceKind>()
-  const aedes = await createDeviceBroker({ store: app.store, devices: app.devices, kinds, log: app.log, clock: app.clock, maxRefusalsPerMinute })
+  const persistence = new DevicePersistence()
+  const aedes = await createDeviceBroker({ store: app.store, devices: app.devices, kinds, log: app.log, clock: app.clock, maxRefusalsPerMinute, persistence })
   let tcp: Server | undefined
   let tcpPort: number | undefined
 
@@ -67,6 +74,7 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
       return tcpPort
     },
     registerKind (kind: DeviceKind) { kinds.set(kind.kind, kind) },
+    ownRetained (source: OwnedRetained) { persistence.own(source) },
     disconnectDevice (streamId: string) {
       // Aedes keeps its connected clients by id; its types do not list the map.
       for (const client of Object.values((aedes as unknown as { clients: Record<string, Client> }).clients)) {

@@ -20,7 +20,7 @@ export default async function irrigation (app: FastifyInstance, { defaultZone, r
   const control = createZoneControl({ store: app.store, broker: app.broker, clock: app.clock, zones, log: app.log })
   const ticker = createTicker(app.clock, 1000)
   const live = createZoneLive(ticker, control, zones)
-  await control.start()
+  control.start()
   app.addHook('preClose', async () => {
     live.close()
     ticker.close()

@@ -59,17 +59,24 @@ export function createZoneControl ({ store, broker, clock, zones, log }: ZoneCon
     }
   }
 
-  // Retained, so a controller that connects later gets the latest; the broker keeps retained
-  // messages in memory, so every zone's is published again at start.
+  // Retained, so a controller that connects later gets the latest: the broker reads it from
+  // the projection when the controller subscribes. A change is published to the subscribed ones.
+  broker.ownRetained({
+    topics: valveTopic('+'),
+    qos: 1,
+    one: zoneId => {
+      const zone = zones.zone(zoneId)
+      return zone === undefined ? undefined : JSON.stringify(valveMessage(zone.state))
+    },
+    all: () => zones.all().map(zone => [zone.zone_id, JSON.stringify(valveMessage(zone.state))] as const)
+  })
   const publishValve = (zone: ZoneRow) =>
     broker.publish({ topic: valveTopic(zone.zone_id), payload: JSON.stringify(valveMessage(zone.state)), qos: 1, retain: true })
       .catch(error => log.error({ err: error, zone: zone.zone_id }, 'could not publish a valve command'))
 
-  async function start () {
-    for (const zone of zones.all()) {
-      schedule(zone)
-      await publishValve(zone)
-    }
+  /** The timers of every zone, as the log left them. */
+  function start () {
+    for (const zone of zones.all()) schedule(zone)
   }
 
   const unsubscribe = store.subscribe(events => {

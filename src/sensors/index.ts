@@ -14,14 +14,23 @@ export default async function sensors (app: FastifyInstance, options: SensorsOpt
   const queries = sensorQueries(app.store.db)
   app.broker.registerKind(sensorDeviceKind(queries))
 
-  // configurations/<id> is retained and QoS 1, so a sensor that connects later gets the latest.
-  // The broker's retained store lives in memory: republish every latest revision at start.
+  // configurations/<id> is retained and QoS 1, so a sensor that connects later gets the latest:
+  // the broker reads it from the projection when the sensor subscribes, so nothing is
+  // published again at start. A revision is published to the sensors subscribed now.
+  const configurationMessage = (latest: { revision: number, configuration: string }) =>
+    `{"revision":${latest.revision},"configuration":${latest.configuration}}`
+  app.broker.ownRetained({
+    topics: configurationTopic('+'),
+    qos: 1,
+    one: sensorId => {
+      const latest = queries.latestConfiguration(sensorId)
+      return latest === undefined ? undefined : configurationMessage(latest)
+    },
+    all: () => queries.latestConfigurations().map(latest => [latest.sensor_id, configurationMessage(latest)] as const)
+  })
   const publishConfiguration = (sensorId: string, message: ConfigurationMessage) =>
     app.broker.publish({ topic: configurationTopic(sensorId), payload: JSON.stringify(message), qos: 1, retain: true })
       .catch(error => app.log.error({ err: error, sensorId }, 'could not publish a configuration'))
-  for (const latest of queries.latestConfigurations()) {
-    await publishConfiguration(latest.sensor_id, { revision: latest.revision, configuration: JSON.parse(latest.configuration) })
-  }
   const unsubscribe = app.store.subscribe(events => {
     for (const event of events) {
       if (event.type === 'SensorRegistered') {

@@ -229,6 +229,8 @@ function measurementPages (db: Db) {
   }
 }
 
+interface LatestConfiguration { sensor_id: string, revision: number, configuration: string }
+
 export function sensorQueries (db: Db) {
   const sensor = db.prepare('SELECT sensor_id, network_id, sensor_name, revision, state FROM sensors WHERE sensor_id = ?')
   const networkOf = db.prepare('SELECT network_id FROM sensors WHERE sensor_id = ?').pluck()
@@ -240,6 +242,8 @@ export function sensorQueries (db: Db) {
     FROM sensor_configurations WHERE sensor_id = ? AND revision = ?`)
   const latestConfigurations = db.prepare(`SELECT c.sensor_id, c.revision, c.configuration FROM sensors s
     JOIN sensor_configurations c ON c.sensor_id = s.sensor_id AND c.revision = s.revision`)
+  const latestConfiguration = db.prepare(`SELECT c.sensor_id, c.revision, c.configuration FROM sensors s
+    JOIN sensor_configurations c ON c.sensor_id = s.sensor_id AND c.revision = s.revision WHERE s.sensor_id = ?`)
   const measurements = measurementPages(db)
   const logs = pageQuery(db, 'log_messages', 'revision, creation_timestamp, severity, subject, details')
   const aggregates = db.prepare(`SELECT sensor_id AS sensor_identifier, severity, subject, min_revision, max_revision,
@@ -261,7 +265,8 @@ export function sensorQueries (db: Db) {
     sensorsOf: (networkId: string) => sensorsOf.all(networkId) as Array<{ sensor_id: string, sensor_name: string, revision: number, acknowledged_at: number | null, success: number | null }>,
     configuration: (sensorId: string, revision: number) => configuration.get(sensorId, revision) as
       { revision: number, configuration: string, revised_at: string, acknowledged_at: number | null, success: number | null } | undefined,
-    latestConfigurations: () => latestConfigurations.all() as Array<{ sensor_id: string, revision: number, configuration: string }>,
+    latestConfigurations: () => latestConfigurations.all() as LatestConfiguration[],
+    latestConfiguration: (sensorId: string) => latestConfiguration.get(sensorId) as LatestConfiguration | undefined,
     measurements,
     logs: (sensorId: string, timestamp: number | undefined, direction: Direction) =>
       logs(sensorId, timestamp, direction).map(row => ({
