@@ -15,6 +15,8 @@ export interface FleetSpec {
   sensorsFile: string
   concurrency: number
   timeoutSeconds: number
+  /** Connect without username and password (Mosquitto with anonymous access, for the comparison). */
+  anonymous?: boolean
 }
 export interface FleetSensor { id: string, password: string }
 export interface FleetResult {
@@ -44,7 +46,8 @@ let failed = 0
 function configure (sensor: FleetSensor): Promise<void> {
   const started = performance.now()
   const topic = `configurations/${sensor.id}`
-  const client = mqtt.connect(spec.url, { username: sensor.id, password: sensor.password, clean: true, reconnectPeriod: 0, keepalive: 60 })
+  const credentials = spec.anonymous === true ? {} : { username: sensor.id, password: sensor.password }
+  const client = mqtt.connect(spec.url, { ...credentials, clean: true, reconnectPeriod: 0, keepalive: 60 })
   clients.push(client)
   return new Promise(resolve => {
     let settled = false

@@ -7,6 +7,11 @@
 //    with all of them idle.
 // 3. Restart storm: the clients go, the service closes, a new one opens the same database (as
 //    after a restart) and every sensor connects at once; GET /status is timed meanwhile.
+// 4. Mosquitto, when installed (Debian's `mosquitto`; bench/fleet-mosquitto.ts), through the same
+//    two phases once devicelog is closed, so that they do not share the cores: one retained
+//    configuration per sensor, published once; first connect, anonymous; then the fleet goes,
+//    mosquitto stops (SIGTERM: it saves its store) and starts again on the same persistence file,
+//    and every sensor connects at once. The report ends with devicelog's times over Mosquitto's.
 // FLEET_SENSORS (10000), FLEET_CONCURRENCY (200), FLEET_TIMEOUT_S (300, per connect phase).
 // 10,000 sockets need `ulimit -n` above 10,000 in this process (the service's end of each
 // connection) and in the child (its end): the child raises its soft limit to the hard one.
@@ -26,6 +31,7 @@ import app, { requestIds } from '../src/app.ts'
 import { systemClock } from '../src/clock.ts'
 import { parseConfig, type Config } from '../src/config.ts'
 import type { FleetResult, FleetSensor, FleetSpec } from './fleet-clients.ts'
+import { findMosquitto, Mosquitto, mosquittoVersion, publishRetained } from './fleet-mosquitto.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const setting = (name: string, fallback: number) => Number(process.env[name] ?? fallback)
@@ -108,12 +114,57 @@ async function startFleet (spec: FleetSpec): Promise<Fleet> {
   return { child, result, serviceCpuMs: (used.user + used.system) / 1000 }
 }
 
-/** Closes the clients' stdin; they disconnect and the process exits. Resolves once the broker has seen them all go. */
-async function endFleet ({ child }: Fleet, service: FastifyInstance): Promise<void> {
-  const exited = once(child, 'exit')
-  child.stdin!.end()
-  await exited
-  while (service.broker.aedes.connectedClients > 0) await delay(50)
+/**
+ * Closes the clients' stdin; they disconnect and the process exits. Resolves then, or, given
+ * devicelog's service, once its broker has seen them all go.
+ */
+async function endFleet ({ child }: Fleet, service?: FastifyInstance): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = once(child, 'exit')
+    child.stdin!.end()
+    await exited
+  }
+  while (service !== undefined && service.broker.aedes.connectedClients > 0) await delay(50)
+}
+
+interface MosquittoRun { version: string, first: FleetResult, restartSeconds: number, storm: FleetResult }
+
+/**
+ * Mosquitto through devicelog's two phases with the same sensors, anonymous: their retained
+ * configurations published once, first connect CONCURRENCY at a time, then a restart on the
+ * same persistence file and every sensor at once. Mosquitto and the fleet are gone on return,
+ * failure included.
+ */
+async function runMosquitto (binary: string, sensors: FleetSensor[]): Promise<MosquittoRun> {
+  const version = mosquittoVersion(binary)
+  const mosquitto = await Mosquitto.create(binary, join(dir, 'mosquitto'))
+  let fleet: Fleet | undefined
+  try {
+    await mosquitto.start()
+    log(`mosquitto ${version}: publishing ${f(SENSORS)} retained configurations...`)
+    // The payload devicelog serves a sensor just registered.
+    const payload = JSON.stringify({ revision: 0, configuration: { interval: 5 } })
+    await publishRetained(mosquitto.url, sensors.map(sensor => `configurations/${sensor.id}`), payload)
+    log(`mosquitto first connect: ${f(SENSORS)} sensors, ${f(CONCURRENCY)} at a time...`)
+    fleet = await startFleet({ url: mosquitto.url, sensorsFile, concurrency: CONCURRENCY, timeoutSeconds: TIMEOUT_S, anonymous: true })
+    const first = fleet.result
+    log('mosquitto restart: the fleet disconnects, mosquitto saves its store, exits and starts again...')
+    await endFleet(fleet)
+    await mosquitto.stop()
+    // Without its store the storm would only wait out FLEET_TIMEOUT_S for configurations that never come.
+    if (!mosquitto.saved) throw new Error(`mosquitto left no ${mosquitto.persistenceFile} to restore its retained messages from`)
+    const restartSeconds = await mosquitto.start()
+    log(`mosquitto restart storm: ${f(SENSORS)} sensors at once...`)
+    fleet = await startFleet({ url: mosquitto.url, sensorsFile, concurrency: SENSORS, timeoutSeconds: TIMEOUT_S, anonymous: true })
+    const storm = fleet.result
+    await endFleet(fleet)
+    await mosquitto.stop()
+    return { version, first, restartSeconds, storm }
+  } finally {
+    // Nothing left running when a step failed: the clients first, so that they do not count mosquitto's going as failures.
+    if (fleet !== undefined) await endFleet(fleet)
+    mosquitto.kill()
+  }
 }
 
 /**
@@ -177,7 +228,8 @@ let { service, mqttUrl } = await startService(config)
 const empty = residentBytes()
 log(`registering ${f(SENSORS)} sensors...`)
 const registering = performance.now()
-writeFileSync(sensorsFile, JSON.stringify(await registerFleet(service)))
+const sensors = await registerFleet(service)
+writeFileSync(sensorsFile, JSON.stringify(sensors))
 const registerSeconds = seconds(registering)
 
 // 2. First connect, then the fleet idle.
@@ -211,9 +263,23 @@ const connectedAfterStorm = service.broker.aedes.connectedClients
 await endFleet(storm, service)
 const busyAfterStorm = await untilIdle()
 await service.close()
+
+// 4. Mosquitto through the same phases, now that devicelog is closed: the two do not share the cores.
+const mosquittoBinary = findMosquitto()
+let mosquitto: MosquittoRun | undefined
+let mosquittoFailure: string | undefined
+if (mosquittoBinary !== undefined) {
+  try {
+    mosquitto = await runMosquitto(mosquittoBinary, sensors)
+  } catch (error) {
+    // devicelog's results are still reported; the line for Mosquitto and the exit code say it failed.
+    mosquittoFailure = error instanceof Error ? error.message : String(error)
+    process.exitCode = 1
+  }
+}
 rmSync(dir, { recursive: true, force: true })
 
-// 4. The report.
+// 5. The report.
 const r = first.result
 const perDevice = (bytes: number, before: number, devices: number) => f((bytes - before) / Math.max(1, devices) / 1024, 1)
 const rssPerDevice = perDevice(idle.rss, empty.rss, connectedIdle)
@@ -225,14 +291,29 @@ console.log(`first connect (${f(CONCURRENCY)} at a time): ${f(r.seconds, 2)} s, 
 console.log(`RSS after first connect: ${f(idle.rss / MB, 1)} MB with ${f(connectedIdle)} idle sensors connected (${f(empty.rss / MB, 1)} MB empty, ` +
   `${f(before.rss / MB, 1)} MB with them registered): ${rssPerDevice} KB per registered and connected device; ` +
   `heap ${perDevice(idle.heap, before.heap, connectedIdle)} KB per connection`)
-console.log(`restart: new service ready (republishing ${f(SENSORS)} configurations) in ${f(restartSeconds, 2)} s`)
+console.log(`restart: new service ready in ${f(restartSeconds, 2)} s (nothing republished: retained configurations are read from the log)`)
 console.log(`restart storm (all at once): ${f(storm.result.seconds, 2)} s, ${outcome(storm.result)}; ${cpuPerConnect(storm)}`)
 console.log(`after the storm: the service stayed busy ${f(busyAfterStorm, 1)} s more once the clients had left`)
 console.log(`RSS after the storm: ${f(afterStorm.rss / MB, 1)} MB with ${f(connectedAfterStorm)} idle sensors connected (${f(beforeStorm.rss / MB, 1)} MB before it, ` +
   `the same process); heap ${perDevice(afterStorm.heap, beforeStorm.heap, connectedAfterStorm)} KB per connection`)
 console.log(`GET /status during the storm: ${status.length} requests (one every ${STATUS_INTERVAL_MS} ms at most), p50 ${p(0.5)} ms, p99 ${p(0.99)} ms, max ${f(status.at(-1) ?? 0, 1)} ms`)
-console.log()
 // A phase some sensors never finished still reports; the summary says so rather than the exit code.
 const complete = (result: FleetResult) => result.configured === SENSORS ? '' : ` (INCOMPLETE: ${f(result.configured)} configured)`
+/** devicelog's time over Mosquitto's: above 1, devicelog is the slower. */
+const ratio = (devicelog: FleetResult, mosquitto: FleetResult) => `${f(devicelog.seconds / mosquitto.seconds, 2)}×`
+if (mosquitto !== undefined) {
+  console.log(`mosquitto ${mosquitto.version} first connect (${f(CONCURRENCY)} at a time, anonymous): ${f(mosquitto.first.seconds, 2)} s, ${outcome(mosquitto.first)}`)
+  console.log(`mosquitto restart: ready in ${f(mosquitto.restartSeconds, 2)} s (retained configurations reloaded from its persistence file)`)
+  console.log(`mosquitto restart storm (all at once): ${f(mosquitto.storm.seconds, 2)} s, ${outcome(mosquitto.storm)}`)
+  console.log(`devicelog / mosquitto: first connect ${ratio(r, mosquitto.first)}, restart storm ${ratio(storm.result, mosquitto.storm)}`)
+} else if (mosquittoFailure !== undefined) {
+  console.log(`mosquitto: FAILED (${mosquittoFailure}), no comparison`)
+} else {
+  console.log('mosquitto: not installed (apt-get install mosquitto), no comparison')
+}
+console.log()
+const mosquittoSummary = mosquitto === undefined
+  ? ''
+  : ` | mosquitto storm ${f(mosquitto.storm.seconds, 1)} s${complete(mosquitto.storm)} (${ratio(storm.result, mosquitto.storm)})`
 console.log(`summary: sensors ${f(SENSORS)} | first connect ${f(r.seconds, 1)} s${complete(r)} | RSS ${f(idle.rss / MB)} MB, ${rssPerDevice} KB/device | ` +
-  `restart storm ${f(storm.result.seconds, 1)} s${complete(storm.result)} | /status p50 ${p(0.5)} ms p99 ${p(0.99)} ms`)
+  `restart storm ${f(storm.result.seconds, 1)} s${complete(storm.result)} | /status p50 ${p(0.5)} ms p99 ${p(0.99)} ms${mosquittoSummary}`)
