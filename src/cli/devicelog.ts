@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import cliProgress from 'cli-progress'
+import { backupDatabase } from '../store/backup.ts'
 import { openDatabase } from '../store/database.ts'
 import { eventQuery } from '../store/event-store.ts'
 import { rebuildProjections } from '../store/projection.ts'
@@ -11,6 +12,8 @@ import { allProjections } from '../projections.ts'
 const usage = `usage: devicelog <command> [options]
   replay  [--database PATH] --out PATH   rebuild every projection from the log into a fresh database
   verify  [--database PATH]              walk the hash chain; exit 1 at the first broken position
+  backup  [--database PATH] --out FILE   a consistent copy of the log, even while the service runs;
+                                         its chain verified, else removed and exit 1
   export  [--database PATH] [--stream ID] [--type TYPE] [--after POS] [--before POS]
           [--since ISO] [--until ISO]    events as NDJSON on standard output
 The database defaults to $DATABASE_PATH, else data/devicelog.db.`
@@ -105,6 +108,32 @@ async function verify (): Promise<void> {
   }
 }
 
+async function backup (): Promise<void> {
+  if (values.out === undefined) fail('backup needs --out FILE (a new file)')
+  if (existsSync(values.out)) fail(`${values.out} exists: backup writes a new file`)
+  openSource().close()
+  const started = process.hrtime.bigint()
+  let bar: ReturnType<typeof progressBar> | undefined
+  let result: Awaited<ReturnType<typeof backupDatabase>>
+  try {
+    result = await backupDatabase(databasePath, values.out, (checked, total) => {
+      if (total <= 50_000) return
+      bar ??= progressBar(total)
+      bar.update(checked, { speed: Math.round(checked / (Number(process.hrtime.bigint() - started) / 1e9)) })
+    })
+  } catch (error) {
+    process.stderr.write(`devicelog: backup to ${values.out} failed: ${(error as Error).message}\n`)
+    process.exit(1)
+  }
+  bar?.stop()
+  if (result.ok) {
+    process.stdout.write(`backup: ${result.count} events, head ${result.head}, ${result.bytes} bytes, chain OK -> ${values.out}\n`)
+  } else {
+    process.stdout.write(`BROKEN at position ${result.position}: ${result.reason}; ${values.out} removed\n`)
+    process.exit(1)
+  }
+}
+
 function exportEvents (): void {
   const db = openSource()
   const number = (value: string | undefined, name: string) => {
@@ -128,7 +157,7 @@ function exportEvents (): void {
   db.close()
 }
 
-const commands: Record<string, () => void | Promise<void>> = { replay, verify, export: exportEvents }
+const commands: Record<string, () => void | Promise<void>> = { replay, verify, backup, export: exportEvents }
 const command = positionals[0]
 if (values.help === true || command === undefined) {
   process.stdout.write(usage + '\n')
