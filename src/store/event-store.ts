@@ -4,7 +4,7 @@ import type { Clock } from '../clock.ts'
 import { InvalidEvent, StoreUnavailable, StreamVersionConflict } from '../errors.ts'
 import { openDatabase, type Db } from './database.ts'
 import { decodeRow, encodeData, isoTime, type EventRow, type RecordedEvent } from './recorded-event.ts'
-import { FIELD, ROW, type WriterInit, type WriterReady, type WriterReply, type WriterRequest } from './writer.ts'
+import { FIELD, ROW, type WriterInit, type WriterLimitReply, type WriterReady, type WriterReply, type WriterRequest } from './writer.ts'
 
 /**
  * `no_stream`: the stream must not exist yet; a number: its current version must be exactly that;
@@ -58,7 +58,23 @@ export interface EventStoreOptions {
   clock: Clock
   /** Most units of work committed in one transaction. */
   maxGroup?: number
+  /** Where a storage fault is told, once when it begins and once when it ends (the service's logger). */
+  log?: StoreLog
 }
+
+export interface StoreLog {
+  error(details: object, message: string): void
+  warn(details: object, message: string): void
+  info(details: object, message: string): void
+}
+
+/**
+ * Whether the log can record now. Degraded from a group the storage failed (full, read-only,
+ * I/O error, busy) until the next group commits; `cause` says which, `since` when it began.
+ */
+export type StoreHealth =
+  | { status: 'ok' }
+  | { status: 'degraded', cause: string, since: string }
 
 interface Pending {
   work: Work<unknown>
@@ -106,24 +122,30 @@ export class EventStore {
   private closing: Promise<void> | undefined
   private drained: (() => void) | undefined
   private failure: Error | undefined
+  private readonly limits = new Map<number, { resolve(pages: number): void, reject(error: unknown): void }>()
+  private currentHealth: StoreHealth = { status: 'ok' }
 
   private constructor (
     readonly db: Db,
     private readonly worker: Worker,
     head: WriterReady,
     private readonly clock: Clock,
-    private readonly maxGroup: number
+    private readonly maxGroup: number,
+    private readonly log: StoreLog | undefined
   ) {
     this.position = head.position
     this.hash = head.hash
     this.selectStreamVersion = db.prepare('SELECT max(stream_version) FROM events WHERE stream = (SELECT id FROM streams WHERE name = ?)').pluck()
-    worker.on('message', (reply: WriterReply) => this.committed(reply))
+    worker.on('message', (reply: WriterReply | WriterLimitReply) => {
+      if ('maxPageCount' in reply) this.limited(reply)
+      else this.committed(reply)
+    })
     worker.on('error', error => this.fail(error))
     worker.on('exit', code => { if (this.closing === undefined) this.fail(new Error(`the log's writer thread exited (${code})`)) })
   }
 
   /** Starts the writer thread (which creates the schema and rebuilds changed projections), then opens a read connection. */
-  static async open ({ path, projections, clock, maxGroup = 1000 }: EventStoreOptions): Promise<EventStore> {
+  static async open ({ path, projections, clock, maxGroup = 1000, log }: EventStoreOptions): Promise<EventStore> {
     const workerData: WriterInit = { path, projectionsModule: String(projections.module), projectionsExport: projections.export }
     const worker = new Worker(new URL('./writer-thread.mjs', import.meta.url), { workerData })
     const ready = await new Promise<WriterReady>((resolve, reject) => {
@@ -132,7 +154,7 @@ export class EventStore {
       const started = (message: WriterReady) => { worker.off('error', failed); worker.off('exit', exited); resolve(message) }
       worker.once('message', started).once('error', failed).once('exit', exited)
     })
-    return new EventStore(openDatabase(path, 'reader'), worker, ready, clock, maxGroup)
+    return new EventStore(openDatabase(path, 'reader'), worker, ready, clock, maxGroup, log)
   }
 
   /** Run `work` in the next group; resolves with its result once that group is committed. */
@@ -159,6 +181,22 @@ export class EventStore {
   }
 
   get headPosition (): number { return this.position }
+
+  get health (): StoreHealth { return this.currentHealth }
+
+  /**
+   * Caps the database at `pages` pages (SQLite's `max_page_count`, on the writer's connection);
+   * resolves with the cap in force, which SQLite never sets below the database's size. Not the
+   * service's: a test fills the log with it as a full disk would, then raises it to free the disk.
+   */
+  setMaxPageCount (pages: number): Promise<number> {
+    if (this.closing !== undefined || this.failure !== undefined) return Promise.reject(new Error('event store is closed'))
+    const id = this.nextId++
+    return new Promise<number>((resolve, reject) => {
+      this.limits.set(id, { resolve, reject })
+      this.worker.postMessage({ op: 'max_page_count', id, pages } satisfies WriterRequest)
+    })
+  }
 
   read (filter: EventFilter = {}): RecordedEvent[] {
     return readEvents(this.db, filter)
@@ -228,9 +266,13 @@ export class EventStore {
     if (group === undefined || reply.id !== group.id) return
     this.inFlight = undefined
     if (!reply.ok) {
-      const error = reply.unit === null ? new StoreUnavailable(reply.error.message) : Object.assign(new Error(reply.error.message), reply.error)
+      if (reply.cause !== undefined) this.degraded(reply.cause, reply.error)
+      else if (reply.unit === null) this.log?.error({ err: reply.error }, 'the event log could not commit a group')
+      // A 503's message reaches the client: the storage's cause, never an internal error's text.
+      const error = reply.unit === null ? new StoreUnavailable(reply.cause ?? 'its commit failed') : Object.assign(new Error(reply.error.message), reply.error)
       if (reply.unit === null) {
-        // The COMMIT itself failed (disk full, I/O error): nothing of the group is durable.
+        // The storage failed (disk full, I/O error) or the COMMIT did: nothing of the group is
+        // durable, so none of its units is acknowledged. The next group tries again.
         for (const unit of group.units) unit.pending.reject(error)
       } else {
         // One unit's appends broke a rule of the log or a projection: it fails alone, the rest run again.
@@ -239,6 +281,10 @@ export class EventStore {
       }
       this.flush()
       return
+    }
+    if (this.currentHealth.status === 'degraded') {
+      this.log?.info({ cause: this.currentHealth.cause, since: this.currentHealth.since }, 'the event log records again')
+      this.currentHealth = { status: 'ok' }
     }
     group.events.forEach((event, i) => { event.hash = reply.hashes[i]! })
     this.position += group.rows.length
@@ -251,12 +297,32 @@ export class EventStore {
     this.flush()
   }
 
+  /** Told once per episode: every failed group until the next commit is the same fault. */
+  private degraded (cause: string, error: { message: string, code?: string }): void {
+    if (this.currentHealth.status === 'degraded') return
+    this.currentHealth = { status: 'degraded', cause, since: isoTime(this.clock.now()) }
+    this.log?.warn({ cause, code: error.code, error: error.message }, `the event log cannot record: ${cause}; writes are refused (503, MQTT messages not acknowledged) until it can`)
+  }
+
+  private limited (reply: WriterLimitReply): void {
+    this.limits.get(reply.id)?.resolve(reply.maxPageCount)
+    this.limits.delete(reply.id)
+  }
+
   private fail (error: Error): void {
-    this.failure ??= new StoreUnavailable(error.message)
+    if (this.failure === undefined) {
+      const cause = "the log's writer thread stopped"
+      this.failure = new StoreUnavailable(cause)
+      // For good: unlike a full disk, this one needs a restart.
+      this.currentHealth = { status: 'degraded', cause, since: isoTime(this.clock.now()) }
+      this.log?.error({ err: error }, `${cause}: every write is refused until the service restarts`)
+    }
     const units = [...(this.inFlight?.units.map(unit => unit.pending) ?? []), ...this.queue]
     this.inFlight = undefined
     this.queue = []
     for (const pending of units) pending.reject(this.failure)
+    for (const limit of this.limits.values()) limit.reject(this.failure)
+    this.limits.clear()
     this.drained?.()
   }
 

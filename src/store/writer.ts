@@ -19,11 +19,38 @@ export const FIELD = '\u0001'
 export type WriterRequest =
   /** Rows at positions `first`, `first` + 1, ...; `unitEnds`: where each unit's rows end. */
   | { op: 'commit', id: number, recordedAt: number, first: number, rows: string, unitEnds: number[] }
+  /**
+   * Caps the database at this many pages (SQLite's `max_page_count`, at least its current size):
+   * tests use it to fill the log as a full disk would, then to free it again.
+   */
+  | { op: 'max_page_count', id: number, pages: number }
   | { op: 'close', id: number }
 
 export type WriterReply =
   | { id: number, ok: true, hashes: string[] }
-  | { id: number, ok: false, unit: number | null, error: { name: string, message: string, code?: string } }
+  /** `cause`: the storage failed (see storageCause); the whole group failed with it (`unit` is null). */
+  | { id: number, ok: false, unit: number | null, error: { name: string, message: string, code?: string }, cause?: string }
+
+/** The writer's answer to `max_page_count`: the cap now in force (SQLite never sets it below the database's size). */
+export interface WriterLimitReply { id: number, maxPageCount: number }
+
+/**
+ * What an SQLite result code says of the storage, in words for the people who must act on it,
+ * with the code; undefined for a row's own failure (a constraint) and for failures not SQLite's.
+ */
+export function storageCause (code: string | undefined): string | undefined {
+  if (code === undefined || !code.startsWith('SQLITE_') || code.startsWith('SQLITE_CONSTRAINT')) return undefined
+  const words = storageWords(code)
+  return words === undefined ? code : `${words} (${code})`
+}
+
+function storageWords (code: string): string | undefined {
+  if (code === 'SQLITE_FULL') return 'the disk is full'
+  if (code.startsWith('SQLITE_READONLY')) return 'the database is read-only'
+  if (code.startsWith('SQLITE_IOERR')) return 'the disk reported an I/O error'
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return 'the database is busy'
+  return undefined
+}
 
 export interface WriterInit {
   path: string
@@ -68,10 +95,11 @@ export class Writer {
     const iso = isoTime(recordedAt)
     const hashes: string[] = new Array(rows.length)
     let previous = this.hash
-    let index = 0
-    this.begin.run()
+    let index = -1
     try {
-      for (; index < rows.length; index++) {
+      // Inside the try: BEGIN fails too when the disk is read-only or busy, and that is the group's failure, not the thread's.
+      this.begin.run()
+      for (index = 0; index < rows.length; index++) {
         const [streamId, versionText, type, data, metadata] = rows[index]!.split(FIELD) as [string, string, string, string, string]
         const position = first + index
         const version = Number(versionText)
@@ -90,7 +118,9 @@ export class Writer {
       index = -1
       this.commit.run()
     } catch (error) {
-      if (this.db.inTransaction) this.rollback.run()
+      // After a full disk or an I/O error SQLite may have rolled back already, or fail to; either
+      // way the thread must live on to take the next group.
+      if (this.db.inTransaction) try { this.rollback.run() } catch {}
       this.projections.discard()
       this.streams.rolledBack()
       this.types.rolledBack()
@@ -98,15 +128,19 @@ export class Writer {
       // A row's own failure (a constraint, a fold that refuses it) is its unit's. The storage
       // failing (full, I/O, busy) or a failure at the group's end (a fold's flush, COMMIT) is
       // the whole group's: running the rest again would only fail again.
-      const storage = code !== undefined && code.startsWith('SQLITE_') && !code.startsWith('SQLITE_CONSTRAINT')
-      const unit = index < 0 || index >= rows.length || storage ? null : unitEnds.findIndex(end => index < end)
-      return { id, ok: false, unit, error: { name, message, code } }
+      const cause = storageCause(code)
+      const unit = index < 0 || index >= rows.length || cause !== undefined ? null : unitEnds.findIndex(end => index < end)
+      return { id, ok: false, unit, error: { name, message, code }, cause }
     }
     this.streams.committed()
     this.types.committed()
     this.position += rows.length
     this.hash = previous
     return { id, ok: true, hashes }
+  }
+
+  maxPageCount (pages: number): number {
+    return this.db.pragma(`max_page_count = ${Math.trunc(pages)}`, { simple: true }) as number
   }
 
   close (): void {
@@ -125,6 +159,8 @@ if (parentPort !== null && (workerData as WriterInit | undefined)?.path !== unde
   port.on('message', (request: WriterRequest) => {
     if (request.op === 'commit') {
       port.postMessage(writer.append(request))
+    } else if (request.op === 'max_page_count') {
+      port.postMessage({ id: request.id, maxPageCount: writer.maxPageCount(request.pages) } satisfies WriterLimitReply)
     } else {
       writer.close()
       port.postMessage({ id: request.id, ok: true, hashes: [] } satisfies WriterReply)
