@@ -14,7 +14,9 @@ export const RejectionReason = z.enum([
   'reserved_topic',
   'bad_credentials',
   /** A charger reporting faster than CHARGER_MAX_RATE. */
-  'rate_exceeded'
+  'rate_exceeded',
+  /** A connection from an address that failed authentication too often, closed at the socket. */
+  'source_blocked'
 ])
 export type RejectionReason = z.infer<typeof RejectionReason>
 
@@ -59,5 +61,35 @@ export const DeviceConnected = defineEvent('DeviceConnected', 1, z.object({
 export const DeviceDisconnected = defineEvent('DeviceDisconnected', 1, z.object({
   client_id: z.string(),
   reason: z.enum(['closed', 'keepalive_timeout', 'too_many_refusals', 'service_stopped']),
+  detail: z.string()
+}))
+
+/**
+ * Refusals counted instead of recorded one by one, one summary per window: those identical to one
+ * recorded in full (same source, username, reason, topic, detail and payload; a connection's
+ * password aside), and a device's (or an
+ * address's) refusals past the distinct ones a window records in full. So a flood adds a bounded
+ * number of events. `source` is the client id (messages, subscriptions) or the address (connections).
+ */
+export const RefusalsSummarized = defineEvent('RefusalsSummarized', 1, z.object({
+  refusal: z.enum(['MessageRejected', 'SubscriptionRefused', 'ConnectionRefused']),
+  source: z.string(),
+  username: z.string().nullable(),
+  reason: RejectionReason,
+  /** The detail they share; null when they are a device's refusals past its budget, which vary. */
+  detail: z.string().nullable(),
+  /** How many were counted in this window, not recorded one by one. */
+  count: z.number().int().positive(),
+  /** The first few distinct topics they were for (messages, subscriptions); empty for connections. */
+  topics: z.array(z.string()).max(10),
+  first_at: z.iso.datetime(),
+  last_at: z.iso.datetime()
+}))
+
+/** An address failed authentication too often: its connections are closed at the socket until `until`. */
+export const SourceBlocked = defineEvent('SourceBlocked', 1, z.object({
+  address: z.string(),
+  failures: z.number().int().positive(),
+  until: z.iso.datetime(),
   detail: z.string()
 }))

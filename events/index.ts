@@ -36,6 +36,8 @@ export const eventDefinitions = {
   ConnectionRefused: devices.ConnectionRefused,
   DeviceConnected: devices.DeviceConnected,
   DeviceDisconnected: devices.DeviceDisconnected,
+  RefusalsSummarized: devices.RefusalsSummarized,
+  SourceBlocked: devices.SourceBlocked,
   SocketRegistered: sockets.SocketRegistered,
   SocketCommanded: sockets.SocketCommanded,
   PowerReported: sockets.PowerReported,

@@ -388,14 +388,19 @@ t.test('a charger on MQTT', async t => {
   t.test('a wrong password or unknown charger: the CONNECT is refused', async t => {
     for (const [what, username, password] of [
       ['a wrong password', 'c1', 'wrong'],
-      ['the WebSocket token as password', 'c1', pair.token],
-      ["another charger's password", 'c1', other.mqtt.password],
       ['an unknown charger', 'nope', pair.mqtt.password]
     ] as const) {
       const refusal = committed(service, e => e.type === 'ConnectionRefused')
       await t.rejects(connectMqtt(t, service.mqttUrl, { username, password }), { code: 4 }, `${what}: refused (bad username or password)`)
       t.match(await refusal, { data: { username, reason: 'bad_credentials' } }, `${what}: recorded`)
     }
+    // More guesses for c1 from the same address are refused alike, and counted rather than recorded one by one.
+    for (const [what, password] of [['the WebSocket token as password', pair.token], ["another charger's password", other.mqtt.password]] as const) {
+      await t.rejects(connectMqtt(t, service.mqttUrl, { username: 'c1', password }), { code: 4 }, `${what}: refused (bad username or password)`)
+    }
+    const summary = committed(service, e => e.type === 'RefusalsSummarized')
+    clock.advance(60_000)
+    t.match(await summary, { stream_id: 'charger-c1', data: { refusal: 'ConnectionRefused', username: 'c1', reason: 'bad_credentials', count: 2 } }, 'counted into the minute\'s summary')
     t.ok(client.connected, 'the connected charger is unaffected')
   })
 })

@@ -240,11 +240,12 @@ t.test('a refused publish to another sensor\'s topic never reaches that sensor',
     'the retained configuration from the service')
 
   // A may not publish there: unknown_topic for A, acknowledged, and delivered to nobody.
-  const forged = { revision: 99, configuration: { interval: 0 } }
-  await send(clientA, `configurations/${b.sensorId}`, forged, 0)
-  await send(clientA, `configurations/${b.sensorId}`, forged)
+  // (Three different ones: identical refusals would be counted, not recorded one by one.)
+  const forged = (revision: number) => ({ revision, configuration: { interval: 0 } })
+  await send(clientA, `configurations/${b.sensorId}`, forged(97), 0)
+  await send(clientA, `configurations/${b.sensorId}`, forged(98))
   // (the QoS 1 PUBACKs also mean the QoS 0 message before them was handled)
-  await clientA.publishAsync(`configurations/${b.sensorId}`, JSON.stringify(forged), { qos: 1, retain: true })
+  await clientA.publishAsync(`configurations/${b.sensorId}`, JSON.stringify(forged(99)), { qos: 1, retain: true })
   const refused = await rejections(service, a)
   t.same(refused.map(r => [r.topic, r.reason]), Array(3).fill([`configurations/${b.sensorId}`, 'unknown_topic']))
 

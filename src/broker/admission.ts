@@ -1,5 +1,4 @@
 import type { Socket } from 'node:net'
-import type { Aedes, Client } from 'aedes'
 import type { Clock, Timer } from '../clock.ts'
 
 const ignore = () => {}
@@ -10,6 +9,19 @@ export interface AdmissionOptions {
   /** How long one may hold its place: one that never says CONNECT holds nobody up for longer. */
   holdMs: number
   clock: Clock
+  /** Sets a connection up as an MQTT client (Aedes's handle). */
+  handle: (socket: Socket) => void
+  /** True closes the connection at once (an address blocked for failing authentication). */
+  refuse: (socket: Socket) => boolean
+}
+
+export interface Admission {
+  /** The net server's connection listener. */
+  accept(socket: Socket): void
+  /** The connection has its CONNACK (or failed authentication): its place goes to the next. */
+  release(socket: Socket): void
+  /** Accepted connections waiting for a place. */
+  readonly waiting: number
 }
 
 /**
@@ -18,14 +30,7 @@ export interface AdmissionOptions {
  * device connects at once, and Aedes sets each one up in steps that the event loop runs for all
  * of them together: unbounded, one such turn holds HTTP and every connected device for a second.
  */
-export interface Admission {
-  /** The net server's connection listener. */
-  accept(socket: Socket): void
-  /** Accepted connections waiting for a place. */
-  readonly waiting: number
-}
-
-export function admitConnections (aedes: Aedes, { concurrent, holdMs, clock }: AdmissionOptions): Admission {
+export function admitConnections ({ concurrent, holdMs, clock, handle, refuse }: AdmissionOptions): Admission {
   const waiting: Array<Socket | undefined> = []
   let next = 0
   let settingUp = 0
@@ -41,7 +46,7 @@ export function admitConnections (aedes: Aedes, { concurrent, holdMs, clock }: A
       settingUp++
       places.set(socket, clock.setTimeout(() => release(socket), holdMs))
       socket.once('close', () => release(socket))
-      aedes.handle(socket)
+      handle(socket)
     }
     if (next === waiting.length) {
       waiting.length = 0
@@ -57,15 +62,19 @@ export function admitConnections (aedes: Aedes, { concurrent, holdMs, clock }: A
     // In a later turn, so that the client that made room finishes its own first.
     setImmediate(admit)
   }
-  aedes.on('connackSent', (_packet, client: Client) => release((client as Client & { conn: Socket }).conn))
 
   return {
     accept (socket) {
       // Until the broker takes it, a reset must not go unhandled.
       socket.on('error', ignore)
+      if (refuse(socket)) {
+        socket.destroy()
+        return
+      }
       waiting.push(socket)
       admit()
     },
+    release,
     get waiting () { return waiting.length - next }
   }
 }

@@ -7,6 +7,8 @@ import { sha256 } from '../accounts/secrets.ts'
 import type { DeviceQueries } from '../devices/projections.ts'
 import type { EventStore } from '../store/event-store.ts'
 import { DeviceMessageRefused, type ConnectedDevice, type DeviceKind, type Interpretation, type Refusal } from './device-kind.ts'
+import type { FailedConnects } from './failed-connects.ts'
+import { blockedKey, type RefusalKey, type RefusalLedger } from './refusal-ledger.ts'
 import { RefusalWindow } from './refusal-window.ts'
 import type { DevicePersistence } from './retained.ts'
 
@@ -39,13 +41,25 @@ export interface DeviceBrokerOptions {
   maxRefusalsPerMinute: number
   /** Sessions and retained messages; the owned retained ones come from the log. */
   persistence: DevicePersistence
+  /** Refusals like one on record are counted, not recorded one by one. */
+  ledger: RefusalLedger
+  /** Failed CONNECTs per address: held CONNACKs, then a block at the socket. */
+  failedConnects: FailedConnects
+  /** A failed CONNECT gives up its place among the connections being set up at once. */
+  releasePlace: (client: Client) => void
+}
+
+/** Where a client connects from: its TCP peer, or the HTTP request of MQTT over WebSocket. */
+export function addressOf (client: Client): string {
+  const { req, conn } = client as Client & { req?: { socket?: { remoteAddress?: string } }, conn: { remoteAddress?: string } }
+  return req?.socket?.remoteAddress ?? conn.remoteAddress ?? 'unknown'
 }
 
 /**
  * The embedded broker. Every hook is a small named function; only authorizePublish runs before
  * a QoS 1 PUBACK, so it holds its callback until the message's events are committed.
  */
-export async function createDeviceBroker ({ store, devices, kinds: kindByName, log, clock, maxRefusalsPerMinute, persistence }: DeviceBrokerOptions): Promise<Aedes> {
+export async function createDeviceBroker ({ store, devices, kinds: kindByName, log, clock, maxRefusalsPerMinute, persistence, ledger, failedConnects, releasePlace }: DeviceBrokerOptions): Promise<Aedes> {
   function metadataFor (client: Client, packet?: PublishPacket): Metadata {
     const metadata: Metadata = { actor: `mqtt:${client.id}` }
     if (packet !== undefined && packet.qos > 0) metadata.mqtt = { message_id: packet.messageId, crc32: crc32(packet.payload as Buffer) }
@@ -100,16 +114,39 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
       }
       return done(null, true)
     }
-    const detail = credentials === undefined ? 'unknown username' : 'wrong password'
-    store.append(credentials?.stream_id ?? 'broker', [{
-      type: 'ConnectionRefused',
-      data: { client_id: client.id, username: username ?? null, reason: 'bad_credentials', detail }
-    }], { metadata: metadataFor(client), expectedVersion: 'any' }).catch(error => log.error({ err: error }, 'could not record a refused connection'))
-      .finally(() => {
-        const error = new Error('bad username or password') as AuthenticateError
-        error.returnCode = 4
-        done(error, false)
-      })
+    const detail = credentials === undefined ? 'unknown username' : password === undefined ? 'no password' : 'wrong password'
+    const address = addressOf(client)
+    const failure = failedConnects.fail(address)
+    // Held or not, a failure makes room for the devices that connect meanwhile.
+    releasePlace(client)
+    const key: RefusalKey = { streamId: credentials?.stream_id ?? 'broker', refusal: 'ConnectionRefused', source: address, username: username ?? null, reason: 'bad_credentials', topic: null, detail }
+    const events: Array<{ streamId: string, event: DomainEvent }> = []
+    const inFull = ledger.claim(key)
+    if (inFull) {
+      events.push({ streamId: key.streamId, event: { type: 'ConnectionRefused', data: { client_id: client.id, username: username ?? null, reason: 'bad_credentials', detail } } })
+    }
+    if (failure.blockedUntil !== undefined) {
+      const until = new Date(failure.blockedUntil).toISOString()
+      events.push({ streamId: 'broker', event: { type: 'SourceBlocked', data: { address, failures: failure.failures, until, detail: `${failure.failures} failed CONNECTs within a minute` } } })
+    }
+    const recorded = events.length === 0
+      ? Promise.resolve()
+      : store.transact(tx => { for (const { streamId, event } of events) tx.append(streamId, [event], { metadata: metadataFor(client), expectedVersion: 'any' }) })
+    if (!inFull) ledger.counted(key)
+    // The block's own record stands for the connections it closes at the socket, from now on.
+    if (failure.blockedUntil !== undefined) ledger.claim(blockedKey(address))
+    // Held from now (not from the commit), so the clock that releases it finds it waiting.
+    const held = failure.delayMs === 0 ? undefined : new Promise<void>(resolve => clock.setTimeout(resolve, failure.delayMs))
+    const logged = recorded.catch(error => {
+      if (inFull) ledger.forget(key)
+      if (failure.blockedUntil !== undefined) ledger.forget(blockedKey(address))
+      log.error({ err: error }, 'could not record a refused connection')
+    })
+    void Promise.all([logged, held]).then(() => {
+      const error = new Error('bad username or password') as AuthenticateError
+      error.returnCode = 4
+      done(error, false)
+    })
   }
 
   function interpret (device: ConnectedDevice | undefined, packet: PublishPacket): Exclude<Interpretation, { refused: true }> | ({ streamId: string } & Refusal) {
@@ -127,8 +164,11 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
     return interpretation
   }
 
-  /** What became of a message: recorded, refused (and recorded as such), or a redelivery of one already recorded. */
-  type Outcome = 'recorded' | 'refused' | 'duplicate'
+  /**
+   * What became of a message: recorded, refused (and recorded as such), refused like one on
+   * record (counted into a summary), or a redelivery of one already recorded.
+   */
+  type Outcome = 'recorded' | 'refused' | 'repeated' | 'duplicate'
 
   /**
    * Only this hook runs before Aedes writes the PUBACK, so it holds its callback until the
@@ -142,7 +182,14 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
     const metadata = metadataFor(client, packet)
     // A redelivery is checked against the committed log, so it waits for a unit before it in its group.
     const independent = packet.dup ? undefined : 'any' as const
-    store.transact((tx): Outcome => {
+    const keyOf = ({ reason, detail }: Refusal): RefusalKey =>
+      ({ streamId: outcome.streamId, refusal: 'MessageRejected', source: client.id, username: deviceOf(client)?.username ?? null, reason, topic: packet.topic, detail, payload: crc32(payload) })
+    // A refusal known before any unit of work: one like it on record (or being recorded) is only counted.
+    const knownRefusal = 'reason' in outcome ? keyOf(outcome) : undefined
+    const claimed = knownRefusal !== undefined && ledger.claim(knownRefusal)
+    let refusalKey = knownRefusal
+    // (A repeat appends nothing, but still waits its turn: its PUBACK follows the first one's commit.)
+    const decided = knownRefusal !== undefined && !claimed ? store.transact((): Outcome => 'repeated') : store.transact((tx): Outcome => {
       if (packet.dup && metadata.mqtt !== undefined && devices.alreadyRecorded(outcome.streamId, metadata)) return 'duplicate'
       const refuse = (refusal: Refusal): Outcome => {
         tx.append(outcome.streamId, [rejectionEvent(client, packet.topic, payload, refusal)], { metadata, expectedVersion: independent })
@@ -154,14 +201,19 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
         events = outcome.decide(tx)
       } catch (error) {
         if (!(error instanceof DeviceMessageRefused)) throw error
-        return refuse(error)
+        // Decided in the unit, so only read here: marked as on record after the commit.
+        refusalKey = keyOf(error)
+        return ledger.isRepeat(refusalKey) ? 'repeated' : refuse(error)
       }
       // The device kind parsed the payload with the message schema the events are made of.
       tx.append(outcome.streamId, events, { metadata, validated: true, expectedVersion: outcome.stateless === true ? independent : undefined })
       return 'recorded'
-    }).then(result => {
+    })
+    decided.then(result => {
+      if (result === 'refused' && !claimed) ledger.recorded(refusalKey!)
+      if (result === 'repeated') ledger.counted(refusalKey!)
       // The hot path stays synchronous: only the refusal that is one too many waits for its record.
-      if (result === 'refused' && overRefusalLimit(client)) return cutOff(client, outcome.streamId).then(() => done(new Error('too many refusals')))
+      if ((result === 'refused' || result === 'repeated') && overRefusalLimit(client)) return cutOff(client, outcome.streamId).then(() => done(new Error('too many refusals')))
       if ((client as DeviceClient)[cutOffKey] === true) return done(new Error('too many refusals'))
       if (result !== 'recorded') {
         // Recorded (and forwarded, if it was valid) the first time; refused ones reach nobody.
@@ -170,8 +222,10 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
       }
       done(null)
     }, (error: unknown) => {
+      if (claimed) ledger.forget(knownRefusal!)
       // Not committed, so not acknowledged: closing the connection makes the client resend.
-      log.error({ err: error, topic: packet.topic, clientId: client.id }, 'could not record a message')
+      // (A storage fault is the store's to log, once per episode, not once per message.)
+      if ((error as { code?: string }).code !== 'DL_STORE_UNAVAILABLE') log.error({ err: error, topic: packet.topic, clientId: client.id }, 'could not record a message')
       done(error as Error)
     })
   }
@@ -186,10 +240,17 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
     if (refusal === null) return done(null, subscription)
     // A refused subscription gets failure code 0x80 in the SUBACK; the connection stays open.
     const streamId = device?.streamId ?? 'broker'
-    store.append(streamId, [{
-      type: 'SubscriptionRefused',
-      data: { topic: subscription.topic, client_id: client.id, username: device?.username ?? null, ...refusal }
-    }], { metadata: metadataFor(client), expectedVersion: 'any' }).then(async () => {
+    const key: RefusalKey = { streamId, refusal: 'SubscriptionRefused', source: client.id, username: device?.username ?? null, ...refusal, topic: subscription.topic }
+    const recorded = !ledger.claim(key)
+      ? Promise.resolve(ledger.counted(key))
+      : store.append(streamId, [{
+        type: 'SubscriptionRefused',
+        data: { topic: subscription.topic, client_id: client.id, username: device?.username ?? null, ...refusal }
+      }], { metadata: metadataFor(client), expectedVersion: 'any' }).then(() => {}, (error: unknown) => {
+        ledger.forget(key)
+        throw error
+      })
+    recorded.then(async () => {
       // The refusal is recorded even when it is the one too many.
       if (overRefusalLimit(client)) await cutOff(client, streamId)
       if ((client as DeviceClient)[cutOffKey] === true) return done(new Error('too many refusals'))

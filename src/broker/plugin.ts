@@ -3,7 +3,10 @@ import { createServer, type AddressInfo, type Server } from 'node:net'
 import type { Aedes, Client } from 'aedes'
 import fp from 'fastify-plugin'
 import { createWebSocketStream } from 'ws'
+import type { Socket } from 'node:net'
 import { admitConnections } from './admission.ts'
+import { FailedConnects } from './failed-connects.ts'
+import { blockedKey, RefusalLedger, SUMMARY_WINDOW_MS } from './refusal-ledger.ts'
 import { createDeviceBroker, deviceOf } from './broker.ts'
 import type { DeviceKind } from './device-kind.ts'
 import { DevicePersistence, type OwnedRetained } from './retained.ts'
@@ -58,9 +61,15 @@ declare module 'fastify' {
  * The embedded Aedes broker, reachable over TCP (listen) and over WebSocket at /mqtt on the
  * HTTP port. On close it stops accepting, then closes every client, before the store closes.
  */
-export interface BrokerOptions { maxRefusalsPerMinute: number }
+export interface BrokerOptions {
+  maxRefusalsPerMinute: number
+  /** Failed CONNECTs from one address within a minute before it is blocked. */
+  maxAuthFailuresPerMinute: number
+  /** How long a blocked address's connections are closed at the socket. */
+  authBlockSeconds: number
+}
 
-export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusalsPerMinute }) {
+export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusalsPerMinute, maxAuthFailuresPerMinute, authBlockSeconds }) {
   // Devices the log still calls connected were cut off by an unclean stop: say so first.
   const stale = app.devices.connected()
   if (stale.length > 0) {
@@ -75,8 +84,49 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
   }
   const kinds = new Map<string, DeviceKind>()
   const persistence = new DevicePersistence()
-  const aedes = await createDeviceBroker({ store: app.store, devices: app.devices, kinds, log: app.log, clock: app.clock, maxRefusalsPerMinute, persistence })
-  const admission = admitConnections(aedes, { concurrent: CONNECTS_IN_SETUP, holdMs: SETUP_HOLD_MS, clock: app.clock })
+  const ledger = new RefusalLedger(app.clock)
+  const failedConnects = new FailedConnects(app.clock, { maxPerMinute: maxAuthFailuresPerMinute, blockMs: authBlockSeconds * 1000 })
+  /** A blocked address's connection, closed before any MQTT: counted against its SourceBlocked. */
+  const refuseBlocked = (address: string | undefined): boolean => {
+    if (address === undefined || !failedConnects.isBlocked(address)) return false
+    ledger.counted(blockedKey(address))
+    return true
+  }
+  const admission = admitConnections({
+    concurrent: CONNECTS_IN_SETUP,
+    holdMs: SETUP_HOLD_MS,
+    clock: app.clock,
+    // Called once listening, after the broker below exists.
+    handle: socket => aedes.handle(socket),
+    refuse: socket => refuseBlocked(socket.remoteAddress)
+  })
+  const aedes = await createDeviceBroker({
+    store: app.store,
+    devices: app.devices,
+    kinds,
+    log: app.log,
+    clock: app.clock,
+    maxRefusalsPerMinute,
+    persistence,
+    ledger,
+    failedConnects,
+    releasePlace: client => admission.release((client as Client & { conn: Socket }).conn)
+  })
+  aedes.on('connackSent', (_packet, client: Client) => admission.release((client as Client & { conn: Socket }).conn))
+
+  // Each minute: the summaries of refusals counted rather than recorded, and forgetting the
+  // addresses that stopped failing.
+  const recordSummaries = () => {
+    const summaries = ledger.closeWindow()
+    if (summaries.length === 0) return Promise.resolve()
+    return app.store.transact(tx => {
+      for (const { streamId, event } of summaries) tx.append(streamId, [event], { metadata: { actor: 'system' }, expectedVersion: 'any' })
+    }).catch(error => app.log.error({ err: error }, 'could not record the refusals\' summaries'))
+  }
+  const windows = app.clock.setInterval(() => {
+    failedConnects.sweep()
+    void recordSummaries()
+  }, SUMMARY_WINDOW_MS)
   let tcp: Server | undefined
   let tcpPort: number | undefined
 
@@ -111,6 +161,7 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
   })
 
   app.get('/mqtt', { websocket: true, schema: { hide: true } }, (socket, request) => {
+    if (refuseBlocked(request.socket.remoteAddress)) return socket.terminate()
     aedes.handle(createWebSocketStream(socket), request.raw)
   })
 
@@ -118,5 +169,7 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
     const closing = tcp === undefined ? Promise.resolve() : new Promise(resolve => tcp!.close(resolve))
     await new Promise<void>(resolve => aedes.close(() => resolve()))
     await closing
+    windows.cancel()
+    await recordSummaries()
   })
 }, { name: 'broker', dependencies: ['store', 'devices'] })
