@@ -42,6 +42,7 @@ export const eventDefinitions = {
   SocketCommanded: sockets.SocketCommanded,
   PowerReported: sockets.PowerReported,
   PowerCommandUnanswered: sockets.PowerCommandUnanswered,
+  PowerResent: sockets.PowerResent,
   EnergyReported: sockets.EnergyReported,
   SocketStatusReported: sockets.SocketStatusReported,
   SocketInfoReported: sockets.SocketInfoReported,

@@ -60,6 +60,21 @@ export const PowerReported = defineEvent('PowerReported', 1, z.object({
   instance_identifier: z.string().nullable()
 }))
 
+/**
+ * The service sent the plug its desired power again: the last POWER it decided (or the last press
+ * it accepted) is not confirmed by the plug's own report. `reconnected`: the plug connected again
+ * (a command published while it was away is lost); `unconfirmed`: still no agreeing report after
+ * SOCKET_RESEND_SECONDS while connected; `contradicted`: the plug reported otherwise, not as a
+ * press (it was not in agreement before), so it is switched back.
+ */
+export const PowerResent = defineEvent('PowerResent', 1, z.object({
+  socket_identifier: z.uuid(),
+  power: Power,
+  reason: z.enum(['reconnected', 'unconfirmed', 'contradicted']),
+  /** The instance whose start or stop decided this power, if any. */
+  instance_identifier: z.string().nullable()
+}))
+
 /** A POWER command got no report within SOCKET_REPLY_TIMEOUT_MS. */
 export const PowerCommandUnanswered = defineEvent('PowerCommandUnanswered', 1, z.object({
   socket_identifier: z.uuid(),

@@ -29,6 +29,8 @@ const commanded = (payload: Power, instance: string | null): SocketEvent =>
   ({ type: 'SocketCommanded', data: { socket_identifier, command: 'POWER', payload, by: 'service', instance_identifier: instance } })
 const reported = (power: Power, outcome: 'confirmed' | 'contradicted' | 'pressed' | 'unchanged', instance: string | null = null, source = 'POWER'): SocketEvent =>
   ({ type: 'PowerReported', data: { socket_identifier, power, source, outcome, instance_identifier: instance } })
+const resent = (power: Power, reason: 'reconnected' | 'unconfirmed' | 'contradicted', instance: string | null): SocketEvent =>
+  ({ type: 'PowerResent', data: { socket_identifier, power, reason, instance_identifier: instance } })
 const started = (instance: string, due: { timeout_ms?: number, duration_seconds?: number, stop_due_at?: string } = {}): SocketEvent => ({
   type: 'InstanceStarted',
   data: {
@@ -147,7 +149,8 @@ t.test('what the plug reports', async t => {
   t.test('the other state contradicts the pending command, which is then answered', async t => {
     const pending = [registered, started(a), commanded('ON', a)]
     spec(t).given(pending).when(report('OFF')).then([reported('OFF', 'contradicted', a)])
-    spec(t).given([...pending, reported('OFF', 'contradicted', a)]).when(report('OFF')).then([reported('OFF', 'unchanged')])
+    // a still runs (its start is failed next, by whoever awaits the answer): the plug should be on
+    spec(t).given([...pending, reported('OFF', 'contradicted', a)]).when(report('OFF')).then([reported('OFF', 'unchanged'), resent('ON', 'contradicted', a)])
   })
   t.test('a change nobody asked for is a press of the plug\'s button, counted once', async t => {
     spec(t).given(plugOff).when(report('ON', 'RESULT')).then([reported('ON', 'pressed', null, 'RESULT')])
@@ -159,9 +162,9 @@ t.test('what the plug reports', async t => {
   })
   t.test('a first report, with no command pending, is no press', async t => {
     spec(t).given([registered]).when(report('ON')).then([reported('ON', 'unchanged')])
-    // a running instance whose ON went unanswered: the plug's first word does not stop it
+    // a running instance whose ON went unanswered: the plug's first word does not stop it, and it is switched on again
     spec(t).given([registered, started(a), commanded('ON', a), { type: 'PowerCommandUnanswered', data: { socket_identifier, power: 'ON', instance_identifier: a } }])
-      .when(report('OFF')).then([reported('OFF', 'unchanged')])
+      .when(report('OFF')).then([reported('OFF', 'unchanged'), resent('ON', 'contradicted', a)])
   })
   t.test('switching the plug off by hand stops every running instance, at the time of the report', async t => {
     const when = at + 5_000
@@ -169,9 +172,11 @@ t.test('what the plug reports', async t => {
       .then([reported('OFF', 'pressed', null, 'RESULT'), stopped(a, 'pressed', when), stopped(b, 'pressed', when)])
   })
   t.test('switching it on by hand stops nothing', async t => {
-    // a is still running: the plug answered its ON with OFF, and the start has not been failed yet
+    spec(t).given(plugOff).when(report('ON', 'RESULT')).then([reported('ON', 'pressed', null, 'RESULT')])
+    // a is still running: the plug answered its ON with OFF, and the start has not been failed yet;
+    // switched on now, it is where it should be (no press, nothing to correct)
     spec(t).given([...plugOff, started(a), commanded('ON', a), reported('OFF', 'contradicted', a)]).when(report('ON'))
-      .then([reported('ON', 'pressed')])
+      .then([reported('ON', 'unchanged')])
   })
   t.test('pending commands are answered in the order they were sent', async t => {
     // a stops before the plug answered its ON; b starts while a's OFF is in flight
@@ -230,7 +235,35 @@ t.test('a command that got no answer', async t => {
     const history = [registered, started(a), commanded('ON', a), stopped(a), commanded('OFF', a),
       { type: 'PowerCommandUnanswered', data: { socket_identifier, power: 'OFF', instance_identifier: a } } satisfies SocketEvent]
     spec(t).given(history).when(report('ON')).then([reported('ON', 'confirmed', a)])
-    spec(t).given([...history, reported('ON', 'confirmed', a)]).when(report('OFF')).then([reported('OFF', 'pressed')])
+    // OFF is what the plug should be (the last decision): reaching it is no press
+    spec(t).given([...history, reported('ON', 'confirmed', a)]).when(report('OFF')).then([reported('OFF', 'unchanged')])
+  })
+})
+
+t.test('desired power, sent again until the plug confirms it', async t => {
+  const resend = (reason: 'reconnected' | 'unconfirmed'): SocketCommand => ({ type: 'ResendDesired', reason })
+  const startFailed = (reason: 'no_answer' | 'plug_answered_off'): SocketEvent =>
+    ({ type: 'InstanceStartFailed', data: { socket_identifier, instance_identifier: a, reason } })
+  t.test('an OFF the plug never answered is sent again when it reconnects, and at each interval', async t => {
+    spec(t).given(aStoppedPlugOn).when(resend('reconnected')).then([resent('OFF', 'reconnected', a)])
+    spec(t).given(aStoppedPlugOn).when(resend('unconfirmed')).then([resent('OFF', 'unconfirmed', a)])
+  })
+  t.test('a plug that agrees, or that nothing was asked of, is sent nothing', async t => {
+    spec(t).given(aRunning).when(resend('reconnected')).then([])
+    spec(t).given(plugOff).when(resend('reconnected')).then([])
+    spec(t).given([...aStoppedPlugOn, resent('OFF', 'reconnected', a), reported('OFF', 'confirmed', a, 'RESULT')]).when(resend('unconfirmed')).then([])
+  })
+  t.test('a report contradicting what the plug should be, after a reconnect, is switched back, not a press', async t => {
+    spec(t).given(aStoppedPlugOn).when(report('ON', 'STATUS0')).then([reported('ON', 'unchanged', null, 'STATUS0'), resent('OFF', 'contradicted', a)])
+  })
+  t.test('a late ON after a start that got no answer is switched back off', async t => {
+    const failed = [registered, reported('OFF', 'unchanged'), started(a), commanded('ON', a),
+      { type: 'PowerCommandUnanswered', data: { socket_identifier, power: 'ON', instance_identifier: a } } satisfies SocketEvent, startFailed('no_answer')]
+    spec(t).given(failed).when(report('ON', 'RESULT')).then([reported('ON', 'unchanged', null, 'RESULT'), resent('OFF', 'contradicted', a)])
+  })
+  t.test('a start the plug answered with OFF leaves it agreeing: nothing to correct', async t => {
+    const failed = [...plugOff, started(a), commanded('ON', a), reported('OFF', 'contradicted', a), startFailed('plug_answered_off')]
+    spec(t).given(failed).when(resend('reconnected')).then([])
   })
 })
 

@@ -20,6 +20,8 @@ export type SocketCommand =
   | { type: 'Recover' }
   | { type: 'Query', command: string, payload: string }
   | { type: 'RecordNoAnswer', power: Power, instance_identifier: string | null }
+  /** Send the desired power again if the plug has not confirmed it (it reconnected, or time passed). */
+  | { type: 'ResendDesired', reason: 'reconnected' | 'unconfirmed' }
   | { type: 'StartWait', wait_identifier: string, duration_seconds: number, callbacks: string[], at: number }
   | { type: 'EndWait', wait_identifier: string }
   | ({ type: 'RecordCallbackAttempt' } & CallbackAttempt)
@@ -50,6 +52,15 @@ export type SocketState =
      * `stat/<topic>/POWER`. The value of a RESULT, until its POWER echo has come.
      */
     echo?: Power | null
+    /**
+     * What the plug should be: the last POWER the service decided, or the last press it
+     * accepted; null until either. Absent in states folded before it existed (read as null).
+     */
+    desired?: Power | null
+    /** The instance whose start or stop decided `desired`. */
+    desiredBy?: string | null
+    /** The plug's own report agrees with `desired` and no command is in flight. */
+    agreed?: boolean
   }
 
 type Registered = Extract<SocketState, { status: 'registered' }>
@@ -64,7 +75,7 @@ export interface SocketContext {
   waitPending?: boolean
 }
 
-export type SocketEvent = EventOf<'SocketRegistered' | 'SocketCommanded' | 'PowerReported' | 'PowerCommandUnanswered' |
+export type SocketEvent = EventOf<'SocketRegistered' | 'SocketCommanded' | 'PowerReported' | 'PowerCommandUnanswered' | 'PowerResent' |
   'EnergyReported' | 'SocketStatusReported' | 'SocketInfoReported' | 'SocketAvailabilityReported' | 'SocketMessageReceived' |
   'InstanceStarted' | 'InstanceStartRefused' | 'InstanceStartFailed' | 'InstanceStopped' | 'InstanceDeleted' |
   'EmergencyStopped' | 'EmergencyRecovered' | 'WaitStarted' | 'WaitEnded' | 'CallbackAttempted'>
@@ -76,6 +87,10 @@ const iso = (ms: number) => new Date(ms).toISOString()
 
 /** What the plug will be once the commands in flight are answered. */
 export const expectedPower = (state: Registered): Power | null => state.pending.at(-1)?.power ?? state.power
+
+/** Whether the service still has to bring the plug to its desired power. */
+export const unconfirmed = (state: SocketState): boolean =>
+  state.status === 'registered' && (state.desired ?? null) !== null && state.agreed !== true
 
 export function decideSocket (command: SocketCommand, state: SocketState, context: SocketContext = noContext): SocketEvent[] {
   if (command.type === 'RegisterSocket') {
@@ -128,6 +143,10 @@ export function decideSocket (command: SocketCommand, state: SocketState, contex
       return state.emergency ? [{ type: 'EmergencyRecovered', data: { socket_identifier } }] : []
     case 'Query':
       return [{ type: 'SocketCommanded', data: { socket_identifier, command: command.command, payload: command.payload, by: 'service', instance_identifier: null } }]
+    case 'ResendDesired': {
+      if (!unconfirmed(state)) return []
+      return [{ type: 'PowerResent', data: { socket_identifier, power: state.desired!, reason: command.reason, instance_identifier: state.desiredBy ?? null } }]
+    }
     case 'RecordNoAnswer':
       if (!state.pending.some(p => p.power === command.power && p.instance_identifier === command.instance_identifier)) return []
       return [{ type: 'PowerCommandUnanswered', data: { socket_identifier, power: command.power, instance_identifier: command.instance_identifier } }]
@@ -148,17 +167,25 @@ export function decideSocket (command: SocketCommand, state: SocketState, contex
       // while a command is in flight says what the plug is, not what it did.
       const answers = !isEcho && (command.source === 'RESULT' || command.source.startsWith('POWER'))
       const head = answers ? state.pending[0] : undefined
+      const desired = state.desired ?? null
+      // A change is a press only while the plug was where it should be: right after a reconnect,
+      // or after a command it never confirmed, a different report is the plug being wrong.
+      const inAgreement = desired === null || state.agreed === true
       const outcome = head !== undefined
         ? (head.power === command.power ? 'confirmed' : 'contradicted')
         // Tasmota sends each change on RESULT and on POWER: only a change counts as a press,
         // and none is inferred while commands are in flight.
-        : (!isEcho && state.pending.length === 0 && state.power !== null && state.power !== command.power ? 'pressed' : 'unchanged')
+        : (!isEcho && inAgreement && state.pending.length === 0 && state.power !== null && state.power !== command.power ? 'pressed' : 'unchanged')
       const events: SocketEvent[] = [{
         type: 'PowerReported',
         data: { socket_identifier, power: command.power, source: command.source, outcome, instance_identifier: head?.instance_identifier ?? null }
       }]
       // reference: switching the plug off by hand stops every running instance
       if (outcome === 'pressed' && command.power === 'OFF') events.push(...state.running.map(id => stop(id, 'pressed', command.at)))
+      // Not a press, nothing in flight, and not what it should be: switch it back.
+      if (outcome === 'unchanged' && !isEcho && desired !== null && command.power !== desired && state.pending.length === 0) {
+        events.push({ type: 'PowerResent', data: { socket_identifier, power: desired, reason: 'contradicted', instance_identifier: state.desiredBy ?? null } })
+      }
       return events
     }
     case 'ReportEnergy':
@@ -188,23 +215,48 @@ export function evolveSocket (state: SocketState, event: SocketEvent): SocketSta
   }
   if (state.status !== 'registered') return state
   switch (event.type) {
-    case 'SocketCommanded':
+    case 'SocketCommanded': {
       if (event.data.by !== 'service' || event.data.command !== 'POWER') return state
-      return { ...state, pending: [...state.pending, { power: event.data.payload as Power, instance_identifier: event.data.instance_identifier }] }
-    case 'PowerReported':
+      const power = event.data.payload as Power
+      return {
+        ...state,
+        pending: [...state.pending, { power, instance_identifier: event.data.instance_identifier }],
+        desired: power,
+        desiredBy: event.data.instance_identifier,
+        agreed: false
+      }
+    }
+    case 'PowerResent':
+      // What was in flight went to a plug that lost it (or never answered): only this one counts.
+      return { ...state, pending: [{ power: event.data.power, instance_identifier: event.data.instance_identifier }], agreed: false }
+    case 'PowerReported': {
+      const pending = event.data.outcome === 'confirmed' || event.data.outcome === 'contradicted' ? state.pending.slice(1) : state.pending
+      // A press is accepted as the new wish; otherwise the report agrees with the wish or not.
+      const desired = event.data.outcome === 'pressed' ? event.data.power : state.desired ?? null
       return {
         ...state,
         power: event.data.power,
         echo: event.data.source === 'RESULT' ? event.data.power : null,
-        pending: event.data.outcome === 'confirmed' || event.data.outcome === 'contradicted' ? state.pending.slice(1) : state.pending
+        pending,
+        desired,
+        desiredBy: event.data.outcome === 'pressed' ? null : state.desiredBy ?? null,
+        agreed: desired !== null && event.data.power === desired && pending.length === 0
       }
+    }
     case 'PowerCommandUnanswered': {
       const index = state.pending.findIndex(p => p.power === event.data.power && p.instance_identifier === event.data.instance_identifier)
       return index < 0 ? state : { ...state, pending: state.pending.filter((_, i) => i !== index) }
     }
     case 'InstanceStarted':
       return { ...state, running: [...state.running, event.data.instance_identifier] }
-    case 'InstanceStartFailed':
+    case 'InstanceStartFailed': {
+      // A failed start leaves the plug OFF unless another instance runs: a late ON is then corrected.
+      const running = state.running.filter(id => id !== event.data.instance_identifier)
+      if (running.length > 0 || state.desired !== 'ON') return { ...state, running }
+      // Unanswered, the ON may still have switched it: only a plug that answered OFF is known to agree.
+      const agreed = event.data.reason === 'plug_answered_off' && state.power === 'OFF' && state.pending.length === 0
+      return { ...state, running, desired: 'OFF', desiredBy: event.data.instance_identifier, agreed }
+    }
     case 'InstanceStopped':
       return { ...state, running: state.running.filter(id => id !== event.data.instance_identifier) }
     case 'EmergencyStopped':

@@ -10,16 +10,30 @@ export { socketsProjection } from './projections.ts'
 
 export interface SocketsOptions {
   replyTimeoutMs: number
+  /** SOCKET_RESEND_SECONDS, in ms. */
+  resendMs: number
   defaultTopic: string | undefined
 }
 
 /** Smart sockets: Tasmota plugs on the broker, the instances that share them, their timers and callbacks. */
-export default async function sockets (app: FastifyInstance, { replyTimeoutMs, defaultTopic }: SocketsOptions) {
+export default async function sockets (app: FastifyInstance, { replyTimeoutMs, resendMs, defaultTopic }: SocketsOptions) {
   const queries = socketQueries(app.store.db)
-  const control = createPlugControl({ store: app.store, broker: app.broker, clock: app.clock, sockets: queries, replyTimeoutMs, log: app.log })
-  // When a plug subscribes to its commands, ask for its general status (name, power, firmware).
+  const control = createPlugControl({
+    store: app.store,
+    broker: app.broker,
+    clock: app.clock,
+    sockets: queries,
+    replyTimeoutMs,
+    resendMs,
+    connected: socketId => app.devices.presence(`socket-${socketId}`).online,
+    log: app.log
+  })
+  // When a plug subscribes to its commands: first what it should be, if it has not confirmed it
+  // (a command published while it was away is lost), then ask for its general status.
   app.broker.registerKind(socketDeviceKind(queries, socketId => {
-    control.query(socketId, 'STATUS', '0').catch(error => app.log.warn({ err: error }, 'could not ask a plug for its status'))
+    control.resendDesired(socketId, 'reconnected')
+      .then(() => control.query(socketId, 'STATUS', '0'))
+      .catch(error => app.log.warn({ err: error }, 'could not bring a plug up to date'))
   }))
   const stopTimers = startSocketTimers({ store: app.store, clock: app.clock, sockets: queries, control, log: app.log })
   const stopCallbacks = startCallbackDelivery({ store: app.store, clock: app.clock, sockets: queries, control, log: app.log })

@@ -7,7 +7,7 @@ import type { Clock } from '../clock.ts'
 import { EmergencyStopActive, PlugAnsweredOtherwise, PlugDidNotAnswer, PlugDidNotSwitchOff } from '../errors.ts'
 import type { EventStore } from '../store/event-store.ts'
 import type { RecordedEvent } from '../store/recorded-event.ts'
-import { decideSocket, type SocketCommand, type SocketContext, type SocketEvent } from './decider.ts'
+import { decideSocket, unconfirmed, type SocketCommand, type SocketContext, type SocketEvent } from './decider.ts'
 import { commandTopic } from './mqtt.ts'
 import type { SocketQueries, SocketRow } from './projections.ts'
 
@@ -17,6 +17,10 @@ export interface PlugControlOptions {
   clock: Clock
   sockets: SocketQueries
   replyTimeoutMs: number
+  /** How often a connected plug that has not confirmed its desired power is sent it again. */
+  resendMs: number
+  /** Whether the plug is connected now (presence, from the log). */
+  connected: (socketId: string) => boolean
   log: FastifyBaseLogger
 }
 
@@ -28,10 +32,12 @@ const system = (): Metadata => ({ actor: 'system' })
  * once that is committed, and waits for the plug's report to be committed in turn (never
  * polled: the store's commit listener wakes the waiters). Routes and timers both come here.
  */
-export function createPlugControl ({ store, broker, clock, sockets, replyTimeoutMs, log }: PlugControlOptions) {
+export function createPlugControl ({ store, broker, clock, sockets, replyTimeoutMs, resendMs, connected, log }: PlugControlOptions) {
   const waiters = new Set<{ match: (event: RecordedEvent) => boolean, resolve: (event: RecordedEvent | undefined) => void }>()
   const unsubscribe = store.subscribe(events => {
     for (const event of events) {
+      // A desired power sent again, whoever decided it (a reconnect, the steady resend, a report that contradicted it).
+      if (event.type === 'PowerResent') publishResend(event.data.socket_identifier, event.data.power)
       for (const waiter of waiters) {
         if (!waiter.match(event)) continue
         waiters.delete(waiter)
@@ -39,6 +45,27 @@ export function createPlugControl ({ store, broker, clock, sockets, replyTimeout
       }
     }
   })
+
+  function publishResend (socketId: string, power: Power) {
+    const socket = sockets.socket(socketId)
+    if (socket === undefined) return
+    broker.publish({ topic: commandTopic(socket, 'POWER'), payload: power, qos: 1, retain: false })
+      .catch(error => log.error({ err: error, socket: socketId }, 'could not send a plug its desired power'))
+  }
+
+  /** Sends a plug its desired power again, if it has not confirmed it (recorded as PowerResent, published after the commit). */
+  function resendDesired (socketId: string, reason: 'reconnected' | 'unconfirmed'): Promise<SocketEvent[]> {
+    return decide(socketId, { type: 'ResendDesired', reason })
+  }
+
+  // Steadily, while a connected plug has not confirmed what it should be: a command it missed, an
+  // OFF it answered with ON. Read from the projection each time, so a restart changes nothing.
+  const resends = clock.setInterval(() => {
+    for (const socket of sockets.all()) {
+      if (!unconfirmed(sockets.state(socket)) || !connected(socket.socket_id)) continue
+      resendDesired(socket.socket_id, 'unconfirmed').catch(error => log.warn({ err: error, socket: socket.socket_id }, 'could not resend a desired power'))
+    }
+  }, resendMs)
 
   /** The next committed event that matches, or undefined after the reply timeout. */
   function nextEvent (match: (event: RecordedEvent) => boolean): Promise<RecordedEvent | undefined> {
@@ -164,6 +191,8 @@ export function createPlugControl ({ store, broker, clock, sockets, replyTimeout
       await decide(socketId, { type: 'EndWait', wait_identifier: waitId }, { waitPending: sockets.waitPending(waitId) })
     },
 
+    resendDesired,
+
     /** Ask the plug something (STATUS 10, STATUS 0); its answer arrives as a report. */
     async query (socketId: string, command: string, payload: string): Promise<void> {
       const socket = sockets.socket(socketId)
@@ -176,6 +205,7 @@ export function createPlugControl ({ store, broker, clock, sockets, replyTimeout
     },
 
     close () {
+      resends.cancel()
       unsubscribe()
       for (const waiter of waiters) waiter.resolve(undefined)
       waiters.clear()

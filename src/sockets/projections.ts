@@ -10,8 +10,9 @@ import { evolveSocket, initialSocketState, type SocketEvent, type SocketState } 
  */
 export const socketsProjection: Projection = {
   name: 'sockets',
-  version: 1,
-  handles: ['SocketRegistered', 'SocketCommanded', 'PowerReported', 'PowerCommandUnanswered', 'EnergyReported',
+  // 2: each socket's state holds its desired power (rebuilt from the log).
+  version: 2,
+  handles: ['SocketRegistered', 'SocketCommanded', 'PowerReported', 'PowerCommandUnanswered', 'PowerResent', 'EnergyReported',
     'SocketStatusReported', 'SocketInfoReported', 'SocketAvailabilityReported', 'InstanceStarted', 'InstanceStartFailed',
     'InstanceStopped', 'InstanceDeleted', 'EmergencyStopped', 'EmergencyRecovered', 'WaitStarted', 'WaitEnded', 'CallbackAttempted'],
   tables: ['sockets', 'socket_instances', 'socket_power_periods', 'socket_waits', 'socket_callbacks'],
@@ -154,6 +155,7 @@ export const socketsProjection: Projection = {
         }
         case 'SocketCommanded':
         case 'PowerCommandUnanswered':
+        case 'PowerResent':
         case 'EmergencyStopped':
         case 'EmergencyRecovered':
           evolve(event)
