@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import rateLimit from '@fastify/rate-limit'
 import fastifyStatic from '@fastify/static'
 import websocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyError } from 'fastify'
@@ -17,6 +18,7 @@ import type { Config } from './config.ts'
 import chargers from './chargers/index.ts'
 import devicesApi from './devices/api.ts'
 import devices from './devices/plugin.ts'
+import { TooManyRequests } from './errors.ts'
 import hosts from './hosts/index.ts'
 import irrigation from './irrigation/index.ts'
 import sensors from './sensors/index.ts'
@@ -44,6 +46,8 @@ async function app (instance: FastifyInstance, { config, clock }: AppOptions) {
       return reply.code(400).send({ detail: `${error.validationContext}: ${detail}` })
     }
     const status = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
+    // The log's 503 names its cause (disk full, read-only) for the client; the store logs the episode once.
+    if (error.code === 'DL_STORE_UNAVAILABLE') return reply.code(503).send({ detail: error.message })
     if (status >= 500) {
       request.log.error({ err: error }, 'request failed')
       return reply.code(status).send({ detail: 'internal server error' })
@@ -57,13 +61,30 @@ async function app (instance: FastifyInstance, { config, clock }: AppOptions) {
   await app.register(store, { path: config.DATABASE_PATH, projections, clock, maxGroup: config.GROUP_COMMIT_MAX })
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } })
   await app.register(devices)
-  await app.register(broker, { maxRefusalsPerMinute: config.MQTT_MAX_REFUSALS_PER_MINUTE })
+  await app.register(broker, {
+    maxRefusalsPerMinute: config.MQTT_MAX_REFUSALS_PER_MINUTE,
+    maxAuthFailuresPerMinute: config.MQTT_MAX_AUTH_FAILURES_PER_MINUTE,
+    authBlockSeconds: config.MQTT_AUTH_BLOCK_SECONDS
+  })
   await app.register(authentication)
+  // Only the routes that opt in (`onRequest: app.rateLimit(...)`) are limited, per address; the 429 is a catalogue error.
+  await app.register(rateLimit, { global: false, errorResponseBuilder: (_request, context) => new TooManyRequests(context.after) })
 
   const startedAt = clock.now() / 1000
   app.get('/status', {
-    schema: { response: { 200: z.object({ environment: z.string(), commit_sha: z.string(), branch_name: z.string(), start_timestamp: z.number() }) } }
-  }, async () => ({ environment: config.ENVIRONMENT, commit_sha: config.COMMIT_SHA, branch_name: config.BRANCH_NAME, start_timestamp: startedAt }))
+    schema: {
+      response: {
+        200: z.object({
+          environment: z.string(),
+          commit_sha: z.string(),
+          branch_name: z.string(),
+          start_timestamp: z.number(),
+          // Beside the reference's fields: whether the log can record now, and if not why and since when.
+          store: z.object({ status: z.enum(['ok', 'degraded']), cause: z.string().optional(), since: z.string().optional() })
+        })
+      }
+    }
+  }, async () => ({ environment: config.ENVIRONMENT, commit_sha: config.COMMIT_SHA, branch_name: config.BRANCH_NAME, start_timestamp: startedAt, store: app.store.health }))
 
   // Where devices connect: the console shows it beside a new device's credentials.
   app.get('/api/v1/broker', {
@@ -71,10 +92,10 @@ async function app (instance: FastifyInstance, { config, clock }: AppOptions) {
     schema: { response: { 200: z.object({ mqtt_port: z.number(), websocket_path: z.string() }) } }
   }, async () => ({ mqtt_port: app.broker.port ?? config.MQTT_PORT, websocket_path: '/mqtt' }))
 
-  await app.register(accountRoutes, { maxFailedLogins: config.MAX_FAILED_LOGINS_PER_MINUTE })
-  await app.register(auditRoutes)
+  await app.register(accountRoutes, { maxFailedLogins: config.MAX_FAILED_LOGINS_PER_MINUTE, signup: config.SIGNUP, signupsPerMinute: config.SIGNUP_MAX_PER_MINUTE })
+  await app.register(auditRoutes, { feedPerMinute: config.AUDIT_MAX_PER_MINUTE, verifyPerMinute: config.VERIFY_MAX_PER_MINUTE })
   await app.register(sensors, { summaryIntervalSeconds: config.STREAM_SUMMARY_INTERVAL_SECONDS })
-  await app.register(sockets, { replyTimeoutMs: config.SOCKET_REPLY_TIMEOUT_MS, defaultTopic: config.SOCKET_TOPIC })
+  await app.register(sockets, { replyTimeoutMs: config.SOCKET_REPLY_TIMEOUT_MS, resendMs: config.SOCKET_RESEND_SECONDS * 1000, defaultTopic: config.SOCKET_TOPIC })
   await app.register(irrigation, { defaultZone: config.IRRIGATION_ZONE, rootIsPublic: config.IRRIGATION_PUBLIC })
   await app.register(chargers, { maxRate: config.CHARGER_MAX_RATE, maxRefusalsPerMinute: config.MQTT_MAX_REFUSALS_PER_MINUTE })
   await app.register(hosts)

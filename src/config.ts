@@ -19,12 +19,26 @@ export const ConfigSchema = z.object({
   STREAM_SUMMARY_INTERVAL_SECONDS: z.coerce.number().positive().default(60),
   /** A device refused more often than this within a minute is disconnected (recorded once). */
   MQTT_MAX_REFUSALS_PER_MINUTE: z.coerce.number().int().min(1).default(100),
+  /** Failed CONNECTs from one address within a minute: past half of it each CONNACK is held a second, past it the address is blocked. */
+  MQTT_MAX_AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(2).default(10),
+  /** How long a blocked address's MQTT connections are closed at the socket. */
+  MQTT_AUTH_BLOCK_SECONDS: z.coerce.number().int().min(1).default(300),
   /** Past this many wrong passwords for one user within a minute, that user's logins are refused (429). */
   MAX_FAILED_LOGINS_PER_MINUTE: z.coerce.number().int().min(1).default(10),
+  /** `open`: anyone may POST /users (the reference); `closed`: only with an existing user's bearer token. */
+  SIGNUP: z.enum(['open', 'closed']).default('open'),
+  /** POST /users a minute from one address; past it, 429. */
+  SIGNUP_MAX_PER_MINUTE: z.coerce.number().int().min(1).default(20),
+  /** Requests a minute from one address to the audit feed (GET /api/v1/events and its WebSocket); past it, 429. */
+  AUDIT_MAX_PER_MINUTE: z.coerce.number().int().min(1).default(60),
+  /** GET /api/v1/verify a minute from one address (each walks the whole log); past it, 429. */
+  VERIFY_MAX_PER_MINUTE: z.coerce.number().int().min(1).default(6),
   /** The socket the reference's `/api/...` routes drive (its MQTT_TOPIC); unset: the first registered. */
   SOCKET_TOPIC: z.string().min(1).optional(),
   /** How long a command to a plug waits for its report. */
   SOCKET_REPLY_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
+  /** How often a connected plug that has not confirmed its desired power is sent it again. */
+  SOCKET_RESEND_SECONDS: z.coerce.number().positive().default(30),
   /** The zone (identifier or name) the reference's `/manual`, `/timer`, `/stop`, `/history`, `/ws` drive; unset: the first created. */
   IRRIGATION_ZONE: z.string().min(1).optional(),
   /** Whether those root routes answer without a bearer token, as the reference's did. */

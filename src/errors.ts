@@ -6,6 +6,9 @@ import createError from '@fastify/error'
 export const Unauthorized = createError('DL_UNAUTHORIZED', 'missing or invalid bearer token', 401)
 export const WrongPassword = createError('DL_WRONG_PASSWORD', 'wrong password', 401)
 export const TooManyLoginAttempts = createError('DL_TOO_MANY_LOGIN_ATTEMPTS', 'too many wrong passwords for this user in the last minute: try again later', 429)
+export const TooManyRequests = createError<[string]>('DL_TOO_MANY_REQUESTS', 'too many requests to this route from your address: retry in %s', 429)
+export const SignupClosed = createError('DL_SIGNUP_CLOSED',
+  'sign-up is closed: ask an existing user to create your account (POST /users with their bearer token)', 403)
 export const UserNotFound = createError('DL_USER_NOT_FOUND', 'user not found', 404)
 export const UsernameTaken = createError('DL_USERNAME_TAKEN', 'username already taken', 409)
 export const NetworkNotFound = createError('DL_NETWORK_NOT_FOUND', 'network not found', 404)

@@ -31,14 +31,16 @@ t.test('GET /status', async t => {
     environment: 'testing',
     commit_sha: 'abc123',
     branch_name: 'feature/x',
-    start_timestamp: Date.UTC(2026, 2, 3, 4, 5, 6, 789) / 1000
+    start_timestamp: Date.UTC(2026, 2, 3, 4, 5, 6, 789) / 1000,
+    // Ours beside the reference's four: whether the log can record (see test/storage-faults.test.ts).
+    store: { status: 'ok' }
   })
   t.match(response.headers.get('content-type'), /application\/json/)
 
   const defaults = await startService(t)
   const status = await http(defaults, 'GET', '/status')
   t.equal(status.status, 200)
-  t.strictSame(Object.keys(status.body).sort(), ['branch_name', 'commit_sha', 'environment', 'start_timestamp'])
+  t.strictSame(Object.keys(status.body).sort(), ['branch_name', 'commit_sha', 'environment', 'start_timestamp', 'store'])
   t.equal(status.body.environment, 'development')
   t.equal(status.body.start_timestamp, Date.UTC(2026, 0, 1) / 1000)
 })

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { TooManyLoginAttempts, UserNotFound, WrongPassword } from '../errors.ts'
+import { SignupClosed, TooManyLoginAttempts, Unauthorized, UserNotFound, WrongPassword } from '../errors.ts'
 import { Detail } from '../http/schemas.ts'
 import { userMetadata } from './authentication.ts'
 import { decideAccount } from './decider.ts'
@@ -17,23 +18,41 @@ const Network = z.object({ network_identifier: z.uuid(), network_name: z.string(
 export interface AccountRoutesOptions {
   /** MAX_FAILED_LOGINS_PER_MINUTE: past it, a user's logins are refused (429) until the minute has passed. */
   maxFailedLogins: number
+  /** SIGNUP: `open`, anyone may POST /users; `closed`, only an existing user (their bearer token) creates accounts. */
+  signup: 'open' | 'closed'
+  /** SIGNUP_MAX_PER_MINUTE: POST /users a minute from one address; past it, 429. */
+  signupsPerMinute: number
 }
 
 /** Users, their tokens and their networks: POST /users, POST /authentication, /networks. */
-const accountRoutes: FastifyPluginAsyncZod<AccountRoutesOptions> = async function (app, { maxFailedLogins }) {
+const accountRoutes: FastifyPluginAsyncZod<AccountRoutesOptions> = async function (app, { maxFailedLogins, signup, signupsPerMinute }) {
   const { store, accounts } = app
 
+  // Each sign-up costs a scrypt and grows the log for good: limited per address, before the body is read.
+  const signupLimit = app.rateLimit({ max: signupsPerMinute, timeWindow: 60_000 })
+  // Closed: the caller must be a user; a missing or bad token is told how to get an account, not just 401.
+  const requireInviter = async (request: FastifyRequest, reply: FastifyReply) => {
+    try {
+      await app.requireUser(request, reply)
+    } catch (error) {
+      throw error instanceof Unauthorized ? new SignupClosed() : error
+    }
+  }
+
   app.post('/users', {
-    schema: { body: Credentials, response: { 201: Session, 400: Detail, 409: Detail } }
+    onRequest: signup === 'closed' ? [signupLimit, requireInviter] : signupLimit,
+    schema: { body: Credentials, response: { 201: Session, 400: Detail, 403: Detail, 409: Detail, 429: Detail } }
   }, async (request, reply) => {
     const { username, password } = request.body
     const token = newSecret()
     const userId = randomUUID()
     const passwordHash = await hashPassword(password)
+    // The actor is who created the account: the inviter when sign-up is closed, else the new user.
+    const metadata = signup === 'closed' ? userMetadata(request) : { actor: `user:${userId}`, correlation_id: String(request.id) }
     await store.transact(tx => tx.append(`user-${userId}`, decideAccount(
       { type: 'RegisterUser', user_identifier: userId, username, password_hash: passwordHash, token_sha256: sha256(token) },
       { usernameTaken: accounts.userByName(username) !== undefined }
-    ), { expectedVersion: 'no_stream', metadata: { actor: `user:${userId}`, correlation_id: String(request.id) } }))
+    ), { expectedVersion: 'no_stream', metadata }))
     return reply.code(201).send({ access_token: token, user_identifier: userId })
   })
 

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { Detail } from '../http/schemas.ts'
-import { verifyChainInSteps } from '../store/verify.ts'
+import { verifyChainInSteps, type VerifyResult } from '../store/verify.ts'
 import { auditView, createAuditLive } from './live.ts'
 import { auditQueries } from './stream-access.ts'
 
@@ -10,13 +10,23 @@ const AuditEvent = z.object({
   recorded_at: z.string(), data: z.unknown(), metadata: z.unknown(), hash: z.string()
 })
 
+export interface AuditRoutesOptions {
+  /** AUDIT_MAX_PER_MINUTE: requests a minute from one address to the feed and its WebSocket, together; past it, 429. */
+  feedPerMinute: number
+  /** VERIFY_MAX_PER_MINUTE: GET /api/v1/verify a minute from one address; past it, 429. */
+  verifyPerMinute: number
+}
+
 /** GET /api/v1/events: the audit feed, keyset by position, limited to what the caller may see; live on its WebSocket. */
-const auditRoutes: FastifyPluginAsyncZod = async function (app) {
+const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async function (app, { feedPerMinute, verifyPerMinute }) {
   const audit = auditQueries(app.store.db)
+  // Reads that walk large ranges are limited per address; one limiter per budget, shared by the routes it names.
+  const feedLimit = app.rateLimit({ max: feedPerMinute, timeWindow: 60_000 })
+  const verifyLimit = app.rateLimit({ max: verifyPerMinute, timeWindow: 60_000 })
   const live = createAuditLive(app.store, audit)
   app.addHook('preClose', async () => { live.close() })
   app.get('/api/v1/events', {
-    onRequest: app.requireUser,
+    onRequest: [app.requireUser, feedLimit],
     schema: {
       querystring: z.object({
         after: z.coerce.number().int().min(0).default(0),
@@ -27,7 +37,7 @@ const auditRoutes: FastifyPluginAsyncZod = async function (app) {
         stream: z.string().optional(),
         type: z.string().optional()
       }),
-      response: { 200: z.object({ events: z.array(AuditEvent), next_after: z.number() }), 400: Detail, 401: Detail }
+      response: { 200: z.object({ events: z.array(AuditEvent), next_after: z.number() }), 400: Detail, 401: Detail, 429: Detail }
     }
   }, async request => {
     const events = audit.eventsFor(request.userId, request.query).map(auditView)
@@ -36,28 +46,35 @@ const auditRoutes: FastifyPluginAsyncZod = async function (app) {
 
   // The same feed, pushed as each event commits: `{"type": "event", "data": <event as above>}`. `after`
   // first replays what is visible past it (a reconnecting client misses nothing), by pages of 1000.
-  // Authenticated before the upgrade, so a refusal is a plain HTTP 401 (or 400 for a bad query).
+  // Authenticated and counted before the upgrade, so a refusal is a plain HTTP 401 (400 for a bad query, 429 past the limit).
   app.get('/api/v1/events/ws', {
     websocket: true,
-    onRequest: app.requireUser,
+    onRequest: [app.requireUser, feedLimit],
     schema: {
       querystring: z.object({ after: z.coerce.number().int().min(0).optional(), stream: z.string().optional(), type: z.string().optional() }),
-      response: { 400: Detail, 401: Detail }
+      response: { 400: Detail, 401: Detail, 429: Detail }
     }
   }, (socket, request) => {
     live.join(socket, request.userId, request.query)
   })
 
   // The hash chain of the whole log, as `devicelog verify` walks it: the console shows the result.
+  // One walk at a time: a request that comes while one runs gets that walk's verdict; one after it starts anew.
+  let walking: Promise<VerifyResult> | undefined
+  const verify = () => {
+    walking ??= verifyChainInSteps(app.store.db).finally(() => { walking = undefined })
+    return walking
+  }
   app.get('/api/v1/verify', {
-    onRequest: app.requireUser,
+    onRequest: [app.requireUser, verifyLimit],
     schema: {
       response: {
         200: z.object({ ok: z.boolean(), count: z.number().optional(), head: z.string().optional(), position: z.number().optional(), reason: z.string().optional() }),
-        401: Detail
+        401: Detail,
+        429: Detail
       }
     }
-  }, async () => verifyChainInSteps(app.store.db))
+  }, async () => verify())
 }
 
 export default auditRoutes
