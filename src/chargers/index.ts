@@ -4,6 +4,7 @@ import { chargerDeviceKind } from './mqtt.ts'
 import { chargerQueries } from './projections.ts'
 import chargerRoutes from './routes.ts'
 import chargerSockets from './websockets.ts'
+import { chargerState } from './state.ts'
 
 export { chargersProjection } from './projections.ts'
 
@@ -19,6 +20,7 @@ export default async function chargers (app: FastifyInstance, { maxRate, maxRefu
   const queries = chargerQueries(app.store.db)
   const minIntervalMs = 1000 / maxRate
   app.broker.registerKind(chargerDeviceKind(queries, minIntervalMs))
+  app.deviceStates.declare(chargerState)
   // A removed pair's MQTT sessions end with it: its password no longer opens anything.
   const unsubscribe = app.store.subscribe(events => {
     for (const event of events) if (event.type === 'ChargerRemoved') app.broker.disconnectDevice(event.stream_id)

@@ -1,13 +1,24 @@
 import fp from 'fastify-plugin'
 import { deviceQueries, type DeviceQueries } from './projections.ts'
+import type { DeviceStateDeclaration } from './state-as-of.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
     devices: DeviceQueries
+    /** Each kind's fold of its own stream, declared by its capability (GET /api/v1/devices/<id>/state). */
+    deviceStates: {
+      declare(declaration: DeviceStateDeclaration): void
+      of(kind: string): DeviceStateDeclaration | undefined
+    }
   }
 }
 
-/** What every kind of device shares: credentials, refusals, redelivery detection. */
+/** What every kind of device shares: credentials, refusals, redelivery detection, the state as of a moment. */
 export default fp(async function devicesPlugin (app) {
   app.decorate('devices', deviceQueries(app.store.db))
+  const declarations = new Map<string, DeviceStateDeclaration>()
+  app.decorate('deviceStates', {
+    declare (declaration: DeviceStateDeclaration) { declarations.set(declaration.kind, declaration) },
+    of: (kind: string) => declarations.get(kind)
+  })
 }, { name: 'devices', dependencies: ['store'] })

@@ -1,9 +1,11 @@
 import type { FastifyInstance } from 'fastify'
 import { hostDeviceKind } from './mqtt.ts'
+import { hostState } from './state.ts'
 
 export { hostMetricsProjection } from './projections.ts'
 
 /** Host agents: computers reporting system info, processes, interfaces and metrics over MQTT. */
 export default async function hosts (app: FastifyInstance) {
   app.broker.registerKind(hostDeviceKind())
+  app.deviceStates.declare(hostState)
 }

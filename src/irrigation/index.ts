@@ -5,6 +5,7 @@ import { zoneDeviceKind } from './mqtt.ts'
 import { zoneQueries } from './projections.ts'
 import irrigationRoutes from './routes.ts'
 import { createZoneControl } from './zone-control.ts'
+import { zoneState } from './state.ts'
 
 export { zonesProjection } from './projections.ts'
 
@@ -17,6 +18,7 @@ export interface IrrigationOptions {
 export default async function irrigation (app: FastifyInstance, { defaultZone, rootIsPublic }: IrrigationOptions) {
   const zones = zoneQueries(app.store.db)
   app.broker.registerKind(zoneDeviceKind(zones))
+  app.deviceStates.declare(zoneState)
   const control = createZoneControl({ store: app.store, broker: app.broker, clock: app.clock, zones, log: app.log })
   const ticker = createTicker(app.clock, 1000)
   const live = createZoneLive(ticker, control, zones)

@@ -4,6 +4,7 @@ import activityStream from './activity-stream.ts'
 import { configurationTopic, sensorDeviceKind } from './mqtt.ts'
 import { sensorQueries } from './projections.ts'
 import sensorRoutes from './routes.ts'
+import { sensorState } from './state.ts'
 
 export { sensorProjections } from './projections.ts'
 
@@ -13,6 +14,7 @@ export interface SensorsOptions { summaryIntervalSeconds: number }
 export default async function sensors (app: FastifyInstance, options: SensorsOptions) {
   const queries = sensorQueries(app.store.db)
   app.broker.registerKind(sensorDeviceKind(queries))
+  app.deviceStates.declare(sensorState)
 
   // configurations/<id> is retained and QoS 1, so a sensor that connects later gets the latest:
   // the broker reads it from the projection when the sensor subscribes, so nothing is

@@ -5,6 +5,7 @@ import { createPlugControl } from './plug-control.ts'
 import { socketQueries } from './projections.ts'
 import socketRoutes from './routes.ts'
 import { startSocketTimers } from './timers.ts'
+import { socketState } from './state.ts'
 
 export { socketsProjection } from './projections.ts'
 
@@ -28,6 +29,7 @@ export default async function sockets (app: FastifyInstance, { replyTimeoutMs, r
     connected: socketId => app.devices.presence(`socket-${socketId}`).online,
     log: app.log
   })
+  app.deviceStates.declare(socketState)
   // When a plug subscribes to its commands: first what it should be, if it has not confirmed it
   // (a command published while it was away is lost), then ask for its general status.
   app.broker.registerKind(socketDeviceKind(queries, socketId => {
