@@ -35,7 +35,7 @@ export interface DeviceStateAsOf {
 
 /**
  * Reads one stream, never the log: every event of the folded types up to the moment, and the
- * latest of each other type (through the events_by_stream index, newest first).
+ * latest of each other type (through the events_by_stream_type index, newest first).
  */
 export function stateQueries (db: Db) {
   const bound = (moment: Moment) => 'position' in moment
@@ -55,12 +55,16 @@ export function stateQueries (db: Db) {
     return (statement(`SELECT * FROM event_rows WHERE stream_id = @stream AND type IN (${placeholders(types)}) AND ${clause} ORDER BY position`)
       .all({ stream, bound: value, ...typeParams(types) }) as EventRow[]).map(decodeRow)
   }
+  /** The latest event of any of `types`: one index seek per type (an IN list would read them all to sort). */
   const latest = (stream: string, types: readonly string[], moment: Moment): RecordedEvent | undefined => {
-    if (types.length === 0) return undefined
     const { clause, bound: value } = bound(moment)
-    const row = statement(`SELECT * FROM event_rows WHERE stream_id = @stream AND type IN (${placeholders(types)}) AND ${clause} ORDER BY position DESC LIMIT 1`)
-      .get({ stream, bound: value, ...typeParams(types) }) as EventRow | undefined
-    return row === undefined ? undefined : decodeRow(row)
+    const one = statement(`SELECT * FROM event_rows WHERE stream_id = @stream AND type = @type AND ${clause} ORDER BY position DESC LIMIT 1`)
+    let newest: EventRow | undefined
+    for (const type of types) {
+      const row = one.get({ stream, type, bound: value }) as EventRow | undefined
+      if (row !== undefined && (newest === undefined || row.position > newest.position)) newest = row
+    }
+    return newest === undefined ? undefined : decodeRow(newest)
   }
   const range = (stream: string, after: Moment, until: Moment, limit: number): RecordedEvent[] => {
     const from = bound(after)

@@ -137,6 +137,9 @@ CREATE TABLE IF NOT EXISTS events (
   hash           BLOB    NOT NULL
 ) STRICT;
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_stream ON events (stream, stream_version);
+-- A device's state as of a moment reads only its stream's events of the types it folds, and the
+-- latest of a few others (src/devices/state-as-of.ts): one seek each, not a walk of the stream.
+CREATE INDEX IF NOT EXISTS events_by_stream_type ON events (stream, type, position);
 -- Append-only: a past row can be neither changed nor removed through SQL by mistake.
 -- Anyone who drops these triggers to edit history is caught by \`devicelog verify\`.
 CREATE TRIGGER IF NOT EXISTS events_are_append_only_update BEFORE UPDATE ON events
