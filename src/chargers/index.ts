@@ -5,6 +5,7 @@ import { chargerQueries } from './projections.ts'
 import chargerRoutes from './routes.ts'
 import chargerSockets from './websockets.ts'
 import { chargerState } from './state.ts'
+import { chargerChannels } from './channels.ts'
 
 export { chargersProjection } from './projections.ts'
 
@@ -21,6 +22,7 @@ export default async function chargers (app: FastifyInstance, { maxRate, maxRefu
   const minIntervalMs = 1000 / maxRate
   app.broker.registerKind(chargerDeviceKind(queries, minIntervalMs))
   app.deviceStates.declare(chargerState)
+  app.deviceChannels.declare(...chargerChannels)
   // A removed pair's MQTT sessions end with it: its password no longer opens anything.
   const unsubscribe = app.store.subscribe(events => {
     for (const event of events) if (event.type === 'ChargerRemoved') app.broker.disconnectDevice(event.stream_id)

@@ -1,6 +1,4 @@
 import type { FastifyInstance } from 'fastify'
-import { hostQueries } from '../hosts/projections.ts'
-import { sensorQueries } from '../sensors/projections.ts'
 import { createDeviceLive } from './live.ts'
 import { createNetworkPresence } from './network-presence.ts'
 import { registryQueries } from './registry.ts'
@@ -10,9 +8,7 @@ import deviceStateRoutes from './state-routes.ts'
 /** `/api/v1/devices`: every device, whatever its kind, with presence and live channels. */
 export default async function devicesApi (app: FastifyInstance) {
   const registry = registryQueries(app.store.db)
-  const live = createDeviceLive(app.store, app.clock, {
-    registry, devices: app.devices, sensors: sensorQueries(app.store.db), hosts: hostQueries(app.store.db)
-  })
+  const live = createDeviceLive(app.store, app.clock, app.deviceChannels, { registry, devices: app.devices })
   const presence = createNetworkPresence(app.store, app.clock, registry, app.devices)
   app.addHook('preClose', async () => { live.close(); presence.close() })
   await app.register(deviceRoutes, { registry, live, presence })

@@ -1,16 +1,12 @@
 import type { EventType } from '../../events/index.ts'
-import { chargingStatusOf } from '../chargers/decider.ts'
-import type { HostQueries } from '../hosts/projections.ts'
-import type { SensorQueries } from '../sensors/projections.ts'
 import type { RecordedEvent } from '../store/recorded-event.ts'
 import type { DeviceQueries } from './projections.ts'
 import { SEEN_TYPES, type RegisteredDevice, type RegistryQueries } from './registry.ts'
 
+/** What every channel's view may read; a capability's channels close over their own queries. */
 export interface ChannelContext {
   registry: RegistryQueries
   devices: DeviceQueries
-  sensors: SensorQueries
-  hosts: HostQueries
 }
 
 /**
@@ -35,27 +31,13 @@ export interface LiveChannel {
   throttle?: { ms: number, except: readonly EventType[] }
 }
 
-/** The dashboard's charts: the last 30 points. */
-export const HISTORY_POINTS = 30
-/** `02:05 PM`, as the reference formats its chart labels. */
-const chartTime = (iso: string) => new Date(iso).toLocaleTimeString('en-US', { hour: '2-digit', minute: '2-digit' })
-const MiB = 1024 * 1024
-
 function status (device: RegisteredDevice, { registry, devices }: ChannelContext) {
   const presence = devices.presence(device.stream_id)
   return { online: presence.online, last_seen: registry.lastSeen(device.stream_id), connected_since: presence.online ? presence.since : null }
 }
 
-function history (device: RegisteredDevice, { hosts }: ChannelContext) {
-  const points = hosts.history(device.device_id, HISTORY_POINTS)
-  return {
-    cpu: points.map(p => ({ time: chartTime(p.recorded_at), value: Math.round(p.cpu_usage) })),
-    memory: points.map(p => ({ time: chartTime(p.recorded_at), used: Math.round(p.memory_usage / MiB), available: Math.round((p.memory_total - p.memory_usage) / MiB) })),
-    network: points.map(p => ({ time: chartTime(p.recorded_at), download: p.network_rx, upload: p.network_tx }))
-  }
-}
-
-export const liveChannels: readonly LiveChannel[] = [
+/** The channels every kind of device has; each capability declares its own (`src/<capability>/channels.ts`). */
+const sharedChannels: readonly LiveChannel[] = [
   {
     // Connects and disconnects are pushed at once; the device's reports move last_seen, and
     // are pushed at most every 10 s (a sensor reporting 10 times a second is not 10 pushes).
@@ -66,71 +48,30 @@ export const liveChannels: readonly LiveChannel[] = [
     readsProjections: true,
     throttle: { ms: 10_000, except: ['DeviceConnected', 'DeviceDisconnected'] }
   },
-  {
-    name: 'measurements',
-    types: ['MeasurementsRecorded'],
-    view: e => e.type === 'MeasurementsRecorded'
-      ? e.data.measurements.map(m => ({ revision: m.revision, creation_timestamp: m.timestamp, measurement: m.value }))
-      : undefined
-  },
-  {
-    name: 'logs',
-    types: ['LogMessagesRecorded'],
-    view: e => e.type === 'LogMessagesRecorded'
-      ? e.data.log_messages.map(l => ({ revision: l.revision, creation_timestamp: l.timestamp, severity: l.severity, subject: l.subject, details: l.details ?? null }))
-      : undefined
-  },
-  { name: 'heartbeats', types: ['HeartbeatsReceived'], view: e => e.type === 'HeartbeatsReceived' ? e.data.heartbeats : undefined },
-  {
-    name: 'configuration',
-    types: ['SensorRegistered', 'SensorConfigurationRevised', 'ConfigurationAcknowledged'],
-    readsProjections: true,
-    view: (_e, device, { sensors }) => {
-      const sensor = sensors.sensor(device.device_id)
-      const revision = sensor === undefined ? undefined : sensors.configuration(sensor.sensor_id, sensor.revision)
-      if (revision === undefined) return null
-      return {
-        revision: revision.revision,
-        configuration: JSON.parse(revision.configuration),
-        revised_at: revision.revised_at,
-        acknowledged: revision.acknowledged_at !== null,
-        acknowledged_at: revision.acknowledged_at,
-        success: revision.success === null ? null : revision.success === 1
-      }
-    }
-  },
-  { name: 'system-info', types: ['SystemInfoReported'], view: e => e.type === 'SystemInfoReported' ? e.data.system_info : undefined },
-  { name: 'processes', types: ['ProcessesReported'], view: e => e.type === 'ProcessesReported' ? { top_processes: e.data.top_processes } : undefined },
-  { name: 'network-interfaces', types: ['NetworkInterfacesReported'], view: e => e.type === 'NetworkInterfacesReported' ? { interfaces: e.data.interfaces } : undefined },
-  {
-    name: 'history',
-    types: ['MetricsReported'],
-    readsProjections: true,
-    view: (_e, device, context) => history(device, context),
-    empty: history
-  },
-  {
-    // The reference's own dashboard subscribes to it: each metrics report as the agent sent it.
-    name: 'metrics',
-    types: ['MetricsReported'],
-    view: e => {
-      if (e.type !== 'MetricsReported') return undefined
-      const { device_identifier: _, ...metrics } = e.data
-      return metrics
-    }
-  },
   /** Every event of the device's stream as it commits (no snapshot): for views that re-read an API. */
-  { name: 'events', types: [], view: e => ({ type: e.type, recorded_at: e.recorded_at, data: e.data }) },
-  {
-    name: 'charging',
-    types: ['StateOfChargeReported'],
-    view: e => e.type === 'StateOfChargeReported' ? { soc: e.data.soc, status: chargingStatusOf(e.data.soc) } : undefined
-  }
+  { name: 'events', types: [], view: e => ({ type: e.type, recorded_at: e.recorded_at, data: e.data }) }
 ]
 
-export const channelByName = new Map(liveChannels.map(c => [c.name, c]))
-export const everyEvent = channelByName.get('events')!
-export const channelsByType = new Map<string, LiveChannel[]>()
-for (const channel of liveChannels) {
-  for (const type of channel.types) channelsByType.set(type, [...(channelsByType.get(type) ?? []), channel])
+/** Every channel, by name and by the event types that update it: the shared ones and those the capabilities declare. */
+export class LiveChannels {
+  private readonly byName = new Map<string, LiveChannel>()
+  private readonly byType = new Map<string, LiveChannel[]>()
+  readonly everyEvent: LiveChannel
+
+  constructor () {
+    for (const channel of sharedChannels) this.declare(channel)
+    this.everyEvent = this.byName.get('events')!
+  }
+
+  declare (...channels: LiveChannel[]): void {
+    for (const channel of channels) {
+      if (this.byName.has(channel.name)) throw new Error(`the live channel ${channel.name} is declared twice`)
+      this.byName.set(channel.name, channel)
+      for (const type of channel.types) this.byType.set(type, [...(this.byType.get(type) ?? []), channel])
+    }
+  }
+
+  named (name: string): LiveChannel | undefined { return this.byName.get(name) }
+  updatedBy (type: string): readonly LiveChannel[] { return this.byType.get(type) ?? [] }
+  get names (): string[] { return [...this.byName.keys()] }
 }

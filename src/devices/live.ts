@@ -6,7 +6,7 @@ import { LatestEvery } from '../live/latest-every.ts'
 import { sendBounded } from '../live/websocket.ts'
 import type { EventStore } from '../store/event-store.ts'
 import type { RecordedEvent } from '../store/recorded-event.ts'
-import { channelByName, channelsByType, everyEvent, liveChannels, type ChannelContext, type LiveChannel } from './live-channels.ts'
+import type { ChannelContext, LiveChannel, LiveChannels } from './live-channels.ts'
 import type { RegisteredDevice } from './registry.ts'
 
 const ClientMessage = z.discriminatedUnion('type', [
@@ -26,7 +26,7 @@ interface Client {
  * channel's snapshot once, then an update as each relevant event commits (the reference polled
  * its database every 30 to 60 s per device). Messages carry the log position that produced them.
  */
-export function createDeviceLive (store: EventStore, clock: Clock, context: ChannelContext) {
+export function createDeviceLive (store: EventStore, clock: Clock, channels: LiveChannels, context: ChannelContext) {
   const byStream = new Audiences<Client>()
   const send = (client: Client, message: unknown) => sendBounded(client.socket, JSON.stringify(message))
 
@@ -46,11 +46,11 @@ export function createDeviceLive (store: EventStore, clock: Clock, context: Chan
     for (const client of listeners) sendBounded(client.socket, text)
   }
   /** One per channel that has a throttle, keyed by stream. */
-  const throttled = new Map(liveChannels.filter(c => c.throttle !== undefined).map(channel =>
-    [channel.name, new LatestEvery<RecordedEvent>(clock, channel.throttle!.ms, (_stream, event) => push(channel, event))]))
+  const throttled = new Map<string, LatestEvery<RecordedEvent>>()
   const offer = (channel: LiveChannel, event: RecordedEvent, urgent: boolean) => {
-    const throttle = throttled.get(channel.name)
-    if (throttle === undefined) return push(channel, event)
+    if (channel.throttle === undefined) return push(channel, event)
+    let throttle = throttled.get(channel.name)
+    if (throttle === undefined) throttled.set(channel.name, throttle = new LatestEvery<RecordedEvent>(clock, channel.throttle.ms, (_stream, e) => push(channel, e)))
     if ([...byStream.of(event.stream_id) ?? []].some(client => client.channels.has(channel.name))) throttle.offer(event.stream_id, event, urgent)
   }
 
@@ -59,7 +59,7 @@ export function createDeviceLive (store: EventStore, clock: Clock, context: Chan
     const latest = new Map<string, { channel: LiveChannel, event: RecordedEvent, urgent: boolean }>()
     for (const event of events) {
       if (byStream.of(event.stream_id) === undefined) continue
-      for (const channel of [...(channelsByType.get(event.type) ?? []), everyEvent]) {
+      for (const channel of [...channels.updatedBy(event.type), channels.everyEvent]) {
         const urgent = channel.throttle?.except.includes(event.type) ?? false
         if (channel.readsProjections !== true) { offer(channel, event, urgent); continue }
         const key = `${event.stream_id}:${channel.name}`
@@ -80,9 +80,9 @@ export function createDeviceLive (store: EventStore, clock: Clock, context: Chan
     if (!parsed.success) return send(client, { type: 'error', message: 'expected {"type": "subscribe"|"unsubscribe", "channels": [...]} or {"type": "ping"}' })
     const message = parsed.data
     if (message.type === 'ping') return send(client, { type: 'pong', data: { timestamp: new Date(clock.now()).toISOString() } })
-    const unknown = message.channels.filter(name => !channelByName.has(name))
-    if (unknown.length > 0) send(client, { type: 'error', message: `unknown channel: ${unknown.join(', ')}; channels are ${[...channelByName.keys()].join(', ')}` })
-    const known = message.channels.filter(name => channelByName.has(name))
+    const unknown = message.channels.filter(name => channels.named(name) === undefined)
+    if (unknown.length > 0) send(client, { type: 'error', message: `unknown channel: ${unknown.join(', ')}; channels are ${channels.names.join(', ')}` })
+    const known = message.channels.filter(name => channels.named(name) !== undefined)
     if (known.length === 0) return
     if (message.type === 'unsubscribe') {
       for (const name of known) client.channels.delete(name)
@@ -91,7 +91,7 @@ export function createDeviceLive (store: EventStore, clock: Clock, context: Chan
     const added = known.filter(name => !client.channels.has(name))
     for (const name of added) client.channels.add(name)
     send(client, { type: 'subscribed', channels: known })
-    for (const name of added) snapshot(client, channelByName.get(name)!)
+    for (const name of added) snapshot(client, channels.named(name)!)
   }
 
   return {

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import { hostDeviceKind } from './mqtt.ts'
 import { hostState } from './state.ts'
+import { hostChannels } from './channels.ts'
+import { hostQueries } from './projections.ts'
 
 export { hostMetricsProjection } from './projections.ts'
 
@@ -8,4 +10,5 @@ export { hostMetricsProjection } from './projections.ts'
 export default async function hosts (app: FastifyInstance) {
   app.broker.registerKind(hostDeviceKind())
   app.deviceStates.declare(hostState)
+  app.deviceChannels.declare(...hostChannels(hostQueries(app.store.db)))
 }

@@ -5,6 +5,7 @@ import { configurationTopic, sensorDeviceKind } from './mqtt.ts'
 import { sensorQueries } from './projections.ts'
 import sensorRoutes from './routes.ts'
 import { sensorState } from './state.ts'
+import { sensorChannels } from './channels.ts'
 
 export { sensorProjections } from './projections.ts'
 
@@ -15,6 +16,7 @@ export default async function sensors (app: FastifyInstance, options: SensorsOpt
   const queries = sensorQueries(app.store.db)
   app.broker.registerKind(sensorDeviceKind(queries))
   app.deviceStates.declare(sensorState)
+  app.deviceChannels.declare(...sensorChannels(queries))
 
   // configurations/<id> is retained and QoS 1, so a sensor that connects later gets the latest:
   // the broker reads it from the projection when the sensor subscribes, so nothing is
