@@ -2,6 +2,7 @@ import { render } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
 import { api, session } from './api.ts'
 import { useReconnecting } from './live.ts'
+import { momentOf } from './pages/as-of.tsx'
 import { AuditPage } from './pages/audit.tsx'
 import { DevicePage } from './pages/device.tsx'
 import { LoginPage } from './pages/login.tsx'
@@ -9,9 +10,20 @@ import { NetworkPage } from './pages/network.tsx'
 import { NetworksPage } from './pages/networks.tsx'
 import './style.css'
 
-/** Hash routes: #/login, #/ (networks), #/networks/<id>, #/devices/<id>, #/audit. */
-function useRoute (): string[] {
-  const read = () => location.hash.replace(/^#\/?/, '').split('/').filter(part => part !== '').map(decodeURIComponent)
+/**
+ * Hash routes: #/login, #/ (networks), #/networks/<id>, #/devices/<id>, #/audit; a device's page
+ * takes a moment after `?` (#/devices/<id>?at=<ISO 8601> or ?position=<n>).
+ */
+function useRoute (): { path: string[], query: URLSearchParams } {
+  const read = () => {
+    const hash = location.hash.replace(/^#\/?/, '')
+    const mark = hash.indexOf('?')
+    const path = mark === -1 ? hash : hash.slice(0, mark)
+    return {
+      path: path.split('/').filter(part => part !== '').map(decodeURIComponent),
+      query: new URLSearchParams(mark === -1 ? '' : hash.slice(mark + 1))
+    }
+  }
   const [route, setRoute] = useState(read)
   useEffect(() => {
     const changed = () => setRoute(read())
@@ -22,7 +34,7 @@ function useRoute (): string[] {
 }
 
 function App () {
-  const route = useRoute()
+  const { path: route, query } = useRoute()
   const reconnecting = useReconnecting()
   if (session.token === null || route[0] === 'login') return <LoginPage />
 
@@ -33,7 +45,7 @@ function App () {
   }
   let page
   if (route[0] === 'networks' && route[1] !== undefined) page = <NetworkPage networkId={route[1]} />
-  else if (route[0] === 'devices' && route[1] !== undefined) page = <DevicePage deviceId={route[1]} />
+  else if (route[0] === 'devices' && route[1] !== undefined) page = <DevicePage deviceId={route[1]} moment={momentOf(query)} />
   else if (route[0] === 'audit') page = <AuditPage />
   else page = <NetworksPage />
 

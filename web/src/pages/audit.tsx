@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { api, when } from '../api.ts'
 import { useLive, useReconnecting } from '../live.ts'
+import { deviceHref } from './as-of.tsx'
 
 interface AuditEvent { position: number, stream_id: string, type: string, recorded_at: string, data: unknown, metadata: { actor?: string } }
 type Verification = { ok: true, count: number, head: string } | { ok: false, position: number, reason: string }
@@ -9,6 +10,9 @@ interface Filter { stream: string, type: string }
 const PAGE = 50
 /** The newest page grows as events arrive; past this many rows the oldest go ("Older" pages back to them). */
 const MAX_ROWS = 500
+
+/** The device whose stream this is (a device's stream is `<kind>-<id>`), or null. */
+const deviceOf = (stream: string) => /^(?:sensor|socket|zone|charger|host)-(.+)$/.exec(stream)?.[1] ?? null
 
 const matches = (event: AuditEvent, filter: Filter) =>
   (filter.stream === '' || event.stream_id === filter.stream) && (filter.type === '' || event.type === filter.type)
@@ -97,15 +101,21 @@ export function AuditPage () {
       </form>
       {error !== null && <p class="error" role="alert">{error}</p>}
       <table class="events">
-        <thead><tr><th>#</th><th>Recorded</th><th>Stream</th><th>Type</th><th>Actor</th><th>Data</th></tr></thead>
+        <thead><tr><th>#</th><th>Recorded</th><th>Stream</th><th>Type</th><th>Actor</th><th>State after</th><th>Data</th></tr></thead>
         <tbody>
-          {events.map(e => (
-            <tr key={e.position}>
-              <td>{e.position}</td><td>{when(e.recorded_at)}</td>
-              <td><button type="button" class="link" onClick={() => setStream(e.stream_id)}>{e.stream_id}</button></td>
-              <td>{e.type}</td><td>{e.metadata.actor ?? ''}</td><td><code>{JSON.stringify(e.data).slice(0, 160)}</code></td>
-            </tr>
-          ))}
+          {events.map(e => {
+            const device = deviceOf(e.stream_id)
+            return (
+              <tr key={e.position}>
+                <td>{e.position}</td><td>{when(e.recorded_at)}</td>
+                <td><button type="button" class="link" onClick={() => setStream(e.stream_id)}>{e.stream_id}</button></td>
+                <td>{e.type}</td><td>{e.metadata.actor ?? ''}</td>
+                {/* The device's page as of this event: its state right after it. */}
+                <td>{device !== null && <a href={deviceHref(device, { position: e.position })} aria-label={`State of ${e.stream_id} right after event ${e.position}`}>open</a>}</td>
+                <td><code>{JSON.stringify(e.data).slice(0, 160)}</code></td>
+              </tr>
+            )
+          })}
         </tbody>
       </table>
       <div class="row">

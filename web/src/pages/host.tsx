@@ -2,12 +2,19 @@ import { Fragment } from 'preact'
 import { useState } from 'preact/hooks'
 import { Chart } from '../chart.tsx'
 import { useLive } from '../live.ts'
+import { NotAsOf, type AsOfProps } from './as-of.tsx'
 import type { Device } from './network.tsx'
 
 interface History {
   cpu: Array<{ time: string, value: number }>
   memory: Array<{ time: string, used: number, available: number }>
   network: Array<{ time: string, download: number, upload: number }>
+}
+
+/** Reported names and values, or that there is no report yet. */
+function Facts ({ facts }: { facts: Record<string, unknown> | null }) {
+  if (facts === null) return <p>No report yet.</p>
+  return <dl class="info">{Object.entries(facts).map(([k, v]) => <Fragment key={k}><dt>{k}</dt><dd>{String(v)}</dd></Fragment>)}</dl>
 }
 
 /** A host: system info, top processes, and the CPU, memory and network charts, live. */
@@ -30,9 +37,7 @@ export function HostView ({ device }: { device: Device }) {
     <div class="grid">
       <article>
         <h2>System</h2>
-        {info === null ? <p>No report yet.</p> : (
-          <dl class="info">{Object.entries(info).map(([k, v]) => <Fragment key={k}><dt>{k}</dt><dd>{String(v)}</dd></Fragment>)}</dl>
-        )}
+        <Facts facts={info} />
       </article>
       <article>
         <h2>Processes</h2>
@@ -51,6 +56,23 @@ export function HostView ({ device }: { device: Device }) {
           <Chart title="Network (bytes)" plainX labels={history.network.map(p => p.time)} series={['download', 'upload']} data={[index(history.network.length), history.network.map(p => p.download), history.network.map(p => p.upload)]} />
         </article>
       )}
+    </div>
+  )
+}
+
+/** A host as of a moment: the last system info and metrics it had reported by then. */
+export function HostAsOf ({ state }: AsOfProps<{ system_info: Record<string, unknown> | null, metrics: Record<string, unknown> | null }>) {
+  return (
+    <div class="grid">
+      <article>
+        <h2>System</h2>
+        <Facts facts={state.system_info} />
+      </article>
+      <article>
+        <h2>Metrics</h2>
+        <Facts facts={state.metrics} />
+      </article>
+      <NotAsOf title="Processes and history" what="The processes and the charts are" />
     </div>
   )
 }

@@ -1,7 +1,8 @@
 import { useEffect, useMemo, useState } from 'preact/hooks'
-import { api } from '../api.ts'
+import { api, when } from '../api.ts'
 import { Chart } from '../chart.tsx'
 import { useLive } from '../live.ts'
+import { NotAsOf, type AsOfProps } from './as-of.tsx'
 import type { Device } from './network.tsx'
 
 interface Measurement { revision: number, creation_timestamp: number, measurement: Record<string, unknown> }
@@ -145,6 +146,46 @@ export function SensorView ({ device }: { device: Device }) {
         </form>
         {message !== null && <p role="status">{message}</p>}
       </article>
+    </div>
+  )
+}
+
+/** GET /api/v1/devices/<id>/state's view of a sensor. */
+interface SensorAsOfState {
+  sensor_name: string
+  revision: number
+  configuration: unknown
+  revised_at: string | null
+  acknowledged_at: number | null
+  success: boolean | null
+  last_measurement: Measurement | null
+}
+
+/** A sensor as of a moment: the configuration it had then, its acknowledgement, its last measurement. */
+export function SensorAsOf ({ state }: AsOfProps<SensorAsOfState>) {
+  const last = state.last_measurement
+  return (
+    <div class="grid">
+      <article>
+        <h2>Configuration</h2>
+        <p data-testid="configuration-state">
+          Revision {state.revision}: {state.success !== null
+            ? `acknowledged ${seconds(state.acknowledged_at)}${state.success ? '' : ' (failed)'}`
+            : 'not acknowledged yet'}
+        </p>
+        <p>In force since {when(state.revised_at)}; the sensor was named <strong>{state.sensor_name}</strong>.</p>
+        <pre class="configuration" data-testid="configuration">{JSON.stringify(state.configuration, null, 2)}</pre>
+      </article>
+      <article>
+        <h2>Last measurement</h2>
+        {last === null ? <p>None yet.</p> : (
+          <>
+            <p>{seconds(last.creation_timestamp)}, revision {last.revision}</p>
+            <pre data-testid="last-measurement">{JSON.stringify(last.measurement, null, 2)}</pre>
+          </>
+        )}
+      </article>
+      <NotAsOf title="Measurements and logs" what="The chart, the logs and their aggregates are" />
     </div>
   )
 }

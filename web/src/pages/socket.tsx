@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks'
 import { api } from '../api.ts'
 import { useLive } from '../live.ts'
+import type { AsOfProps } from './as-of.tsx'
 import type { Device } from './network.tsx'
 
 interface Instance { id: string, status: string, startTimestamp: string, stopDueTimestamp: string | null, energyKwh: number | null, duration: number | null }
@@ -91,6 +92,53 @@ export function SocketView ({ device }: { device: Device }) {
           <button type="submit" disabled={busy}>Start</button>
         </form>
         {message !== null && <p role="status" class={failed ? 'error' : ''}>{message}</p>}
+      </article>
+    </div>
+  )
+}
+
+/** GET /api/v1/devices/<id>/state's view of a socket. */
+interface SocketAsOfState {
+  power: 'ON' | 'OFF' | null
+  desired_power: 'ON' | 'OFF' | null
+  emergency_stopped: boolean
+  running_instances: Array<{ instance_identifier: string, started_at: string | null, energy_kwh: number | null }>
+  energy: { Total?: number, Today?: number, Power?: number } | null
+}
+
+/** A socket as of a moment: its power, the instances running then with their energy so far, its last energy reading. */
+export function SocketAsOf ({ state, instant }: AsOfProps<SocketAsOfState>) {
+  return (
+    <div class="grid">
+      <article>
+        <h2>Power</h2>
+        <p class={`power power-${state.power ?? 'unknown'}`} data-testid="power">{state.power ?? 'unknown'}</p>
+        {state.desired_power !== null && state.desired_power !== state.power && <p>Asked for {state.desired_power}, not confirmed by the plug yet.</p>}
+        {state.energy === null ? <p>No energy reading yet.</p> : (
+          <p>
+            The plug's last reading: <strong data-testid="energy-total">{state.energy.Total ?? '—'} kWh</strong> in total
+            {state.energy.Today !== undefined && <>, {state.energy.Today} kWh today</>}
+            {state.energy.Power !== undefined && <>, drawing {state.energy.Power} W</>}
+          </p>
+        )}
+        {state.emergency_stopped && <p class="error">Emergency stop: new instances were refused.</p>}
+      </article>
+      <article>
+        <h2>Instances</h2>
+        {state.running_instances.length === 0 ? <p>Nothing running.</p> : (
+          <table class="instances">
+            <thead><tr><th>Started</th><th>Running for</th><th>Energy so far</th></tr></thead>
+            <tbody>
+              {state.running_instances.map(i => (
+                <tr key={i.instance_identifier} data-instance={i.instance_identifier}>
+                  <td>{i.started_at === null ? '—' : new Date(i.started_at).toLocaleString()}</td>
+                  <td>{i.started_at === null || instant === null ? '—' : elapsed(i.started_at, instant)}</td>
+                  <td>{i.energy_kwh === null ? '—' : `${i.energy_kwh.toFixed(3)} kWh`}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
       </article>
     </div>
   )

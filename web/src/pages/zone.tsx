@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks'
 import { api } from '../api.ts'
 import { useLive } from '../live.ts'
+import { NotAsOf, type AsOfProps } from './as-of.tsx'
 import type { Device } from './network.tsx'
 
 interface ZoneState { mode: 'wait_mode' | 'timer_mode' | 'manual_mode', since: string | null, to: string | null }
@@ -61,6 +62,27 @@ export function ZoneView ({ device }: { device: Device }) {
           </table>
         )}
       </article>
+    </div>
+  )
+}
+
+/** GET /api/v1/devices/<id>/state's view of a zone. */
+interface ZoneAsOfState extends ZoneState { timer_seconds: number, valve_open: boolean | null, valve_mismatch: boolean }
+
+/** A zone as of a moment: its mode with since and to (the server's clock), and its valve as reported then. */
+export function ZoneAsOf ({ state }: AsOfProps<ZoneAsOfState>) {
+  return (
+    <div class="grid">
+      <article>
+        <h2>Mode</h2>
+        <p class={`mode mode-${state.mode}`} data-testid="mode">{MODE_NAMES[state.mode]}</p>
+        {state.since !== null && <p>since {clockText(state.since)}{state.to !== null && <> until {clockText(state.to)}</>}</p>}
+        <p>Timer: {state.timer_seconds} s</p>
+        <h2>Valve</h2>
+        <p data-testid="valve">{state.valve_open === null ? 'not reported yet' : state.valve_open ? 'open' : 'closed'}</p>
+        {state.valve_mismatch && <p class="error">The valve reported otherwise than it was commanded.</p>}
+      </article>
+      <NotAsOf title="History" what="The history is" />
     </div>
   )
 }
