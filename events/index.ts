@@ -1,6 +1,7 @@
 import type { z } from 'zod'
 import type { EventDefinition } from './define.ts'
 import * as accounts from './accounts.ts'
+import * as audit from './audit.ts'
 import * as chargers from './chargers.ts'
 import * as devices from './devices.ts'
 import * as hosts from './hosts.ts'
@@ -10,6 +11,7 @@ import * as sockets from './sockets.ts'
 
 export * from './define.ts'
 export * as accounts from './accounts.ts'
+export * as audit from './audit.ts'
 export * as chargers from './chargers.ts'
 export * as devices from './devices.ts'
 export * as hosts from './hosts.ts'
@@ -73,7 +75,8 @@ export const eventDefinitions = {
   SystemInfoReported: hosts.SystemInfoReported,
   ProcessesReported: hosts.ProcessesReported,
   NetworkInterfacesReported: hosts.NetworkInterfacesReported,
-  MetricsReported: hosts.MetricsReported
+  MetricsReported: hosts.MetricsReported,
+  ChainCheckpoint: audit.ChainCheckpoint
 } as const satisfies Record<string, EventDefinition>
 
 type Definitions = typeof eventDefinitions

@@ -11,18 +11,20 @@ import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompi
 import { z } from 'zod'
 import authentication from './accounts/authentication.ts'
 import accountRoutes from './accounts/routes.ts'
+import checkpoints from './audit/checkpoints.ts'
 import auditRoutes from './audit/routes.ts'
 import broker from './broker/plugin.ts'
-import type { Clock } from './clock.ts'
+import type { Clock, Timer } from './clock.ts'
 import type { Config } from './config.ts'
 import chargers from './chargers/index.ts'
 import devicesApi from './devices/api.ts'
 import devices from './devices/plugin.ts'
-import { TooManyRequests } from './errors.ts'
+import { ReadOnlyLog, TooManyRequests } from './errors.ts'
 import hosts from './hosts/index.ts'
 import irrigation from './irrigation/index.ts'
 import sensors from './sensors/index.ts'
 import sockets from './sockets/index.ts'
+import { checkpointKeyPath } from './store/checkpoints.ts'
 import store from './store/plugin.ts'
 
 export interface AppOptions {
@@ -34,8 +36,10 @@ export interface AppOptions {
  * The whole service as one Fastify plugin: the log, the broker, every capability and its routes.
  * server.ts runs it; tests build it on a temporary database.
  */
-async function app (instance: FastifyInstance, { config, clock }: AppOptions) {
+async function app (instance: FastifyInstance, { config, clock: givenClock }: AppOptions) {
   const app = instance.withTypeProvider<ZodTypeProvider>()
+  // A read-only copy is the past: nothing falls due in it, so no timer fires (a stop, a resend, a callback, a checkpoint).
+  const clock = config.READ_ONLY ? stillClock(givenClock) : givenClock
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
 
@@ -58,8 +62,20 @@ async function app (instance: FastifyInstance, { config, clock }: AppOptions) {
 
   // The writer thread imports the read models itself: functions do not cross threads.
   const projections = { module: new URL('./projections.ts', import.meta.url), export: 'allProjections' }
-  await app.register(store, { path: config.DATABASE_PATH, projections, clock, maxGroup: config.GROUP_COMMIT_MAX })
+  await app.register(store, { path: config.DATABASE_PATH, projections, clock, maxGroup: config.GROUP_COMMIT_MAX, readOnly: config.READ_ONLY })
+  await app.register(checkpoints, { keyPath: checkpointKeyPath(config.DATABASE_PATH), intervalHours: config.CHECKPOINT_INTERVAL_HOURS })
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } })
+  if (config.READ_ONLY) {
+    // Before any route's own hooks (a write is refused before it is authenticated or read), but
+    // after the WebSocket plugin's, which closes the socket of an upgrade answered with an error.
+    app.addHook('onRequest', async (request, reply) => {
+      if (DEVICE_CONNECTIONS.has(request.routeOptions.url ?? '')) throw new ReadOnlyLog()
+      if (!READS.has(request.method)) {
+        reply.header('allow', 'GET, HEAD')
+        throw new ReadOnlyLog()
+      }
+    })
+  }
   await app.register(devices)
   await app.register(broker, {
     maxRefusalsPerMinute: config.MQTT_MAX_REFUSALS_PER_MINUTE,
@@ -80,7 +96,7 @@ async function app (instance: FastifyInstance, { config, clock }: AppOptions) {
           branch_name: z.string(),
           start_timestamp: z.number(),
           // Beside the reference's fields: whether the log can record now, and if not why and since when.
-          store: z.object({ status: z.enum(['ok', 'degraded']), cause: z.string().optional(), since: z.string().optional() })
+          store: z.object({ status: z.enum(['ok', 'degraded', 'read_only']), cause: z.string().optional(), since: z.string().optional() })
         })
       }
     }
@@ -112,6 +128,15 @@ async function app (instance: FastifyInstance, { config, clock }: AppOptions) {
 }
 
 const CONSOLE_DIR = fileURLToPath(new URL('../dist/web', import.meta.url))
+
+/** READ_ONLY: the methods still served; every other one is a write. */
+const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
+/** READ_ONLY: the routes devices connect to (MQTT over WebSocket, a charger's socket), refused before the upgrade. */
+const DEVICE_CONNECTIONS = new Set(['/mqtt', '/chargers/:id'])
+
+const INERT: Timer = { cancel () {} }
+/** The same time, but timers that never fire. */
+const stillClock = (clock: Clock): Clock => ({ now: () => clock.now(), setTimeout: () => INERT, setInterval: () => INERT })
 
 // Not encapsulated: server.ts and tests reach the decorators (broker, store) on the root instance.
 export default fp(app, { name: 'devicelog' })

@@ -44,7 +44,11 @@ export const ConfigSchema = z.object({
   /** Whether those root routes answer without a bearer token, as the reference's did. */
   IRRIGATION_PUBLIC: z.enum(['true', 'false', '1', '0']).default('false').transform(value => value === 'true' || value === '1'),
   /** Readings a second a charger may send; the excess is refused and recorded. */
-  CHARGER_MAX_RATE: z.coerce.number().positive().default(1)
+  CHARGER_MAX_RATE: z.coerce.number().positive().default(1),
+  /** Serve DATABASE_PATH (a replay, a backup) for reading only: every write 405, no device connections, no timers. */
+  READ_ONLY: z.enum(['true', 'false', '1', '0']).default('false').transform(value => value === 'true' || value === '1'),
+  /** How long after the last signed checkpoint of the chain's head the next is recorded. */
+  CHECKPOINT_INTERVAL_HOURS: z.coerce.number().positive().default(24)
 })
 export type Config = z.infer<typeof ConfigSchema>
 

@@ -24,6 +24,9 @@ export const PlugDidNotSwitchOff = createError('DL_PLUG_DID_NOT_SWITCH_OFF', 'th
 export const StreamVersionConflict = createError<[string, string, number]>(
   'DL_STREAM_VERSION_CONFLICT', 'stream %s: expected version %s, found %s', 409)
 export const StoreUnavailable = createError<[string]>('DL_STORE_UNAVAILABLE', 'the log cannot record this now: %s', 503)
+/** READ_ONLY=true: the service serves a copy for reading; every write and every device connection is refused. */
+export const ReadOnlyLog = createError('DL_READ_ONLY',
+  'this service serves a read-only copy of the log (READ_ONLY=true): it records nothing and accepts no device connections', 405)
 export const InvalidEvent = createError<[string, string]>('DL_INVALID_EVENT', 'event %s does not match its schema: %s', 500)
 export const ZoneNotFound = createError('DL_ZONE_NOT_FOUND', 'zone not found', 404)
 export const ChargerNotFound = createError('DL_CHARGER_NOT_FOUND', 'charger not found', 404)

@@ -27,5 +27,11 @@ closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
 })
 
 const httpUrl = await server.listen({ port: config.PORT, host: config.HOST })
-const mqttPort = await server.broker.listen(config.MQTT_PORT, config.HOST)
-server.log.info({ mqtt: `mqtt://${config.HOST}:${mqttPort}`, websocket: `${httpUrl.replace(/^http/, 'ws')}/mqtt` }, 'MQTT broker listening')
+if (config.READ_ONLY) {
+  // A copy for reading: no device may connect to it, over TCP or WebSocket.
+  server.log.info({ database: config.DATABASE_PATH, head: server.store.headPosition },
+    'read-only: serving the log as it is in this file; writes answer 405, MQTT is not listening')
+} else {
+  const mqttPort = await server.broker.listen(config.MQTT_PORT, config.HOST)
+  server.log.info({ mqtt: `mqtt://${config.HOST}:${mqttPort}`, websocket: `${httpUrl.replace(/^http/, 'ws')}/mqtt` }, 'MQTT broker listening')
+}

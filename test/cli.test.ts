@@ -45,7 +45,7 @@ t.test('verify says OK, or names the first edited row and fails', async t => {
   const { path } = await liveDatabase(t)
   const ok = await devicelog(['verify'], { DATABASE_PATH: path })
   t.equal(ok.code, 0)
-  t.match(ok.stdout, /^OK 3\d events, head [0-9a-f]{64} \(\d+ events\/s\)\n$/)
+  t.match(ok.stdout, /^OK (3\d) events, head \1:[0-9a-f]{64} \(\d+ events\/s\)\ncheckpoints: none\npublic key: [A-Za-z0-9+/]{43}= \(.+\.checkpoint-key\.pem\)\n$/)
   const db = new Database(path)
   db.exec('DROP TRIGGER events_are_append_only_update')
   db.prepare("UPDATE events SET data = replace(data, '\"i\":7', '\"i\":70') WHERE position IN (SELECT position FROM event_rows WHERE type = 'MeasurementsRecorded')").run()

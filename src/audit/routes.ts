@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { Detail } from '../http/schemas.ts'
+import { checkCheckpoints, checkExpectedHead, parseHead } from '../store/checkpoints.ts'
 import { verifyChainInSteps, type VerifyResult } from '../store/verify.ts'
 import { auditView, createAuditLive } from './live.ts'
 import { auditQueries } from './stream-access.ts'
@@ -60,6 +61,8 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async function (a
 
   // The hash chain of the whole log, as `devicelog verify` walks it: the console shows the result.
   // One walk at a time: a request that comes while one runs gets that walk's verdict; one after it starts anew.
+  // Then, on what the walk verified: every signed checkpoint (under this service's key), and the
+  // head the caller kept (`?expect=<position>:<hash>`), if any. A broken chain is the whole verdict.
   let walking: Promise<VerifyResult> | undefined
   const verify = () => {
     walking ??= verifyChainInSteps(app.store.db).finally(() => { walking = undefined })
@@ -68,13 +71,46 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async function (a
   app.get('/api/v1/verify', {
     onRequest: [app.requireUser, verifyLimit],
     schema: {
+      querystring: z.object({
+        expect: z.string().regex(/^\d+:[0-9a-fA-F]{64}$/, 'a head is <position>:<hash>, the hash 64 hex digits').optional()
+      }),
       response: {
-        200: z.object({ ok: z.boolean(), count: z.number().optional(), head: z.string().optional(), position: z.number().optional(), reason: z.string().optional() }),
+        200: z.object({
+          ok: z.boolean(),
+          count: z.number().optional(),
+          head: z.string().optional(),
+          /** When not ok: the first position that does not hold, and why. */
+          position: z.number().optional(),
+          reason: z.string().optional(),
+          /** This service's Ed25519 key (raw, base64), which signs the checkpoints. */
+          public_key: z.string().optional(),
+          checkpoints: z.object({
+            holding: z.number(),
+            last: z.object({ at: z.number(), head: z.string(), signed_at: z.string() }).optional(),
+            keys: z.array(z.string())
+          }).optional(),
+          /** `?expect=`, which holds when ok. */
+          expected: z.string().optional()
+        }),
+        400: Detail,
         401: Detail,
         429: Detail
       }
     }
-  }, async () => verify())
+  }, async request => {
+    const walked = await verify()
+    if (!walked.ok) return walked
+    const publicKey = app.checkpoints.publicKey
+    const { broken, ...checkpoints } = checkCheckpoints(app.store.db, walked.count, publicKey === undefined ? [] : [publicKey])
+    const verdict = { ...walked, public_key: publicKey, checkpoints }
+    const expected = request.query.expect === undefined ? undefined : parseHead(request.query.expect)!
+    if (expected !== undefined) {
+      const result = checkExpectedHead(app.store.db, expected, walked.count)
+      if (!result.ok) return { ...verdict, ...result }
+    }
+    if (broken !== undefined) return { ...verdict, ok: false, ...broken }
+    return { ...verdict, expected: request.query.expect?.toLowerCase() }
+  })
 }
 
 export default auditRoutes

@@ -71,7 +71,8 @@ export interface BrokerOptions {
 
 export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusalsPerMinute, maxAuthFailuresPerMinute, authBlockSeconds }) {
   // Devices the log still calls connected were cut off by an unclean stop: say so first.
-  const stale = app.devices.connected()
+  // (A read-only copy is the past: there they were connected, and nothing is recorded.)
+  const stale = app.store.readOnly ? [] : app.devices.connected()
   if (stale.length > 0) {
     const metadata = { actor: 'system' }
     await app.store.transact(tx => {

@@ -2,16 +2,23 @@ import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import cliProgress from 'cli-progress'
 import { backupDatabase } from '../store/backup.ts'
+import { checkCheckpoints, checkExpectedHead, checkpointKeyPath, headText, parseHead, publicKeyText, readCheckpointKey } from '../store/checkpoints.ts'
 import { openDatabase } from '../store/database.ts'
 import { eventQuery } from '../store/event-store.ts'
 import { rebuildProjections } from '../store/projection.ts'
-import { decodeRow, type EventRow } from '../store/recorded-event.ts'
+import { decodeRow, isoTime, type EventRow } from '../store/recorded-event.ts'
 import { verifyChainInParallel } from '../store/verify.ts'
 import { allProjections } from '../projections.ts'
 
 const usage = `usage: devicelog <command> [options]
-  replay  [--database PATH] --out PATH   rebuild every projection from the log into a fresh database
-  verify  [--database PATH]              walk the hash chain; exit 1 at the first broken position
+  replay  [--database PATH] --out PATH [--until POSITION|ISO]
+                                         rebuild every projection from the log into a fresh database;
+                                         --until: from the log as it was then (events up to POSITION,
+                                         or up to the first recorded after the instant), and only those
+  verify  [--database PATH] [--expect POSITION:HASH] [--public-key KEY]...
+                                         walk the hash chain, then check the signed checkpoints (under
+                                         KEY, default the key file beside the database) and the head
+                                         you kept; exit 1 at the first broken position
   backup  [--database PATH] --out FILE   a consistent copy of the log, even while the service runs;
                                          its chain verified, else removed and exit 1
   export  [--database PATH] [--stream ID] [--type TYPE] [--after POS] [--before POS]
@@ -29,6 +36,8 @@ const { positionals, values } = parseArgs({
     before: { type: 'string' },
     since: { type: 'string' },
     until: { type: 'string' },
+    expect: { type: 'string' },
+    'public-key': { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' }
   }
 })
@@ -59,24 +68,30 @@ function progressBar (total: number) {
 /**
  * A fresh file that nobody reads until it is complete is built as bulk loads are: no journal,
  * no fsync, the log copied by SQLite itself (set-based, the rows unchanged, hashes included),
- * its index built after the rows, and the projections folded over it in one transaction.
+ * its indexes built after the rows, and the projections folded over it in one transaction.
+ * With --until, the log is copied up to that point only: the file is the log as it was then.
  */
 function replay (): void {
   if (values.out === undefined) fail('replay needs --out PATH (a fresh database)')
   if (existsSync(values.out)) fail(`${values.out} exists: replay writes a fresh database`)
-  openSource().close()
+  const source = openSource()
+  const total = lastPosition(source)
+  source.close()
   const target = openDatabase(values.out, 'bulk')
   const started = process.hrtime.bigint()
   const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9
   target.prepare('ATTACH DATABASE ? AS source').run(databasePath)
-  const total = target.prepare('SELECT count(*) FROM source.events').pluck().get() as number
   const bar = progressBar(total)
-  target.exec(`DROP INDEX events_by_stream;
-    INSERT INTO streams SELECT * FROM source.streams;
-    INSERT INTO event_types SELECT * FROM source.event_types;
-    INSERT INTO events SELECT * FROM source.events ORDER BY position;
-    DETACH DATABASE source;
-    CREATE UNIQUE INDEX events_by_stream ON events (stream, stream_version);`)
+  // The log's indexes are built after its rows, from the rows up to the point only, read by
+  // position (the primary key): nothing after it is read.
+  const indexes = target.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL").all() as Array<{ name: string, sql: string }>
+  for (const { name } of indexes) target.exec(`DROP INDEX ${name}`)
+  target.prepare('INSERT INTO events SELECT * FROM source.events WHERE position <= ? ORDER BY position').run(total)
+  for (const { sql } of indexes) target.exec(sql)
+  target.exec('INSERT INTO event_types SELECT * FROM source.event_types')
+  // The streams the copied rows name, by the index: a replay of the past names no later device.
+  target.exec(`INSERT INTO streams SELECT * FROM source.streams s WHERE EXISTS (SELECT 1 FROM main.events e WHERE e.stream = s.id);
+    DETACH DATABASE source;`)
   const recordVersion = target.prepare('INSERT OR REPLACE INTO projection_versions (name, version) VALUES (?, ?)')
   for (const projection of allProjections) recordVersion.run(projection.name, projection.version)
   rebuildProjections(target, allProjections, position => {
@@ -86,11 +101,43 @@ function replay (): void {
   bar.stop()
   target.close()
   const seconds = elapsed()
-  process.stdout.write(`replayed ${total} events into ${values.out} in ${seconds.toFixed(2)} s (${Math.round(total / Math.max(seconds, 1e-9))} events/s)\n`)
+  const until = values.until === undefined ? '' : ` (until position ${total})`
+  process.stdout.write(`replayed ${total} events into ${values.out}${until} in ${seconds.toFixed(2)} s (${Math.round(total / Math.max(seconds, 1e-9))} events/s)\n`)
 }
+
+/**
+ * The last position to replay: the log's head; with --until, that position, or the last event
+ * before the first one recorded after the instant (found by reading up to it, and no further).
+ */
+function lastPosition (db: ReturnType<typeof openDatabase>): number {
+  const head = (db.prepare('SELECT max(position) FROM events').pluck().get() as number | null) ?? 0
+  const until = values.until
+  if (until === undefined) return head
+  if (/^\d+$/.test(until)) {
+    const position = Number(until)
+    if (position < 1 || position > head) fail(`--until ${until}: the log holds positions 1 to ${head}`)
+    return position
+  }
+  if (!ISO_INSTANT.test(until) || Number.isNaN(Date.parse(until))) {
+    fail(`--until takes a position (a whole number) or an ISO 8601 instant with its zone (2026-01-01T12:00:00Z), not ${until}`)
+  }
+  const instant = Date.parse(until)
+  const after = db.prepare('SELECT position FROM events WHERE recorded_at > ? ORDER BY position LIMIT 1').pluck().get(instant) as number | undefined
+  const position = after === undefined ? head : after - 1
+  if (position < 1) {
+    const first = db.prepare('SELECT recorded_at FROM events WHERE position = 1').pluck().get() as number | undefined
+    fail(`--until ${until}: nothing was recorded by then${first === undefined ? '' : ` (the log begins at ${isoTime(first)})`}`)
+  }
+  return position
+}
+
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/
 
 async function verify (): Promise<void> {
   openSource().close()
+  const expected = values.expect === undefined ? undefined : parseHead(values.expect)
+  if (values.expect !== undefined && expected === undefined) fail(`--expect takes a head as verify prints it, <position>:<hash> (64 hex digits), not ${values.expect}`)
+  const trusted = trustedKeys()
   const started = process.hrtime.bigint()
   let bar: ReturnType<typeof progressBar> | undefined
   const result = await verifyChainInParallel(databasePath, (checked, total) => {
@@ -100,12 +147,50 @@ async function verify (): Promise<void> {
   })
   bar?.stop()
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
-  if (result.ok) {
-    process.stdout.write(`OK ${result.count} events, head ${result.head} (${Math.round(result.count / Math.max(seconds, 1e-9))} events/s)\n`)
-  } else {
+  if (!result.ok) {
     process.stdout.write(`BROKEN at position ${result.position}: ${result.reason}\n`)
     process.exit(1)
   }
+  process.stdout.write(`OK ${result.count} events, head ${headText({ position: result.count, hash: result.head })} (${Math.round(result.count / Math.max(seconds, 1e-9))} events/s)\n`)
+  const db = openSource()
+  let held = true
+  if (expected !== undefined) {
+    const kept = checkExpectedHead(db, expected, result.count)
+    if (kept.ok) process.stdout.write(`EXPECTED ${headText(expected)} holds: the first ${expected.position} events are those that had that head\n`)
+    else process.stdout.write(`DIFFERS at position ${kept.position}: ${kept.reason}\n`)
+    held &&= kept.ok
+  }
+  const checkpoints = checkCheckpoints(db, result.count, trusted.keys)
+  db.close()
+  const signers = checkpoints.keys.length === 0 ? '' : `, signed by ${checkpoints.keys.join(', ')}`
+  const last = checkpoints.last === undefined ? '' : `; the last at position ${checkpoints.last.at}, head ${checkpoints.last.head} signed at ${checkpoints.last.signed_at}`
+  if (checkpoints.broken !== undefined) {
+    const before = checkpoints.holding === 0 ? '' : ` (the ${checkpoints.holding} before it hold${last})`
+    process.stdout.write(`CHECKPOINT BROKEN at position ${checkpoints.broken.position}: ${checkpoints.broken.reason}${before}\n`)
+    held = false
+  } else if (checkpoints.holding === 0) {
+    process.stdout.write('checkpoints: none\n')
+  } else {
+    process.stdout.write(`checkpoints: ${checkpoints.holding} hold${signers}${last}\n`)
+  }
+  process.stdout.write(trusted.keys.length === 0
+    ? `public key: none known (no ${checkpointKeyPath(databasePath)}, no --public-key): each checkpoint is checked under the key it names\n`
+    : `public key: ${trusted.keys.join(', ')} (${trusted.from})\n`)
+  if (!held) process.exit(1)
+}
+
+/** The keys checkpoints must be signed with: --public-key, else the key file beside the database. */
+function trustedKeys (): { keys: string[], from: string } {
+  const given = values['public-key'] ?? []
+  if (given.length > 0) return { keys: given, from: '--public-key' }
+  const path = checkpointKeyPath(databasePath)
+  let key
+  try {
+    key = readCheckpointKey(path)
+  } catch (error) {
+    fail(`cannot read the checkpoint key ${path} (${(error as Error).message}): give its public key with --public-key`)
+  }
+  return key === undefined ? { keys: [], from: '' } : { keys: [publicKeyText(key)], from: path }
 }
 
 async function backup (): Promise<void> {

@@ -1,9 +1,11 @@
+import { existsSync } from 'node:fs'
 import { Worker } from 'node:worker_threads'
 import { eventDefinitions, type DomainEvent, type Metadata } from '../../events/index.ts'
 import type { Clock } from '../clock.ts'
-import { InvalidEvent, StoreUnavailable, StreamVersionConflict } from '../errors.ts'
+import { InvalidEvent, ReadOnlyLog, StoreUnavailable, StreamVersionConflict } from '../errors.ts'
 import { openDatabase, type Db } from './database.ts'
-import { decodeRow, encodeData, isoTime, type EventRow, type RecordedEvent } from './recorded-event.ts'
+import type { Projection } from './projection.ts'
+import { decodeRow, encodeData, GENESIS_HASH, isoTime, type EventRow, type RecordedEvent } from './recorded-event.ts'
 import { FIELD, ROW, type WriterInit, type WriterLimitReply, type WriterReady, type WriterReply, type WriterRequest } from './writer.ts'
 
 /**
@@ -60,6 +62,11 @@ export interface EventStoreOptions {
   maxGroup?: number
   /** Where a storage fault is told, once when it begins and once when it ends (the service's logger). */
   log?: StoreLog
+  /**
+   * Serve the file for reading only (READ_ONLY=true: a replay or a backup an auditor browses):
+   * no writer thread, nothing created or migrated, and every transact refused (405).
+   */
+  readOnly?: boolean
 }
 
 export interface StoreLog {
@@ -75,6 +82,8 @@ export interface StoreLog {
 export type StoreHealth =
   | { status: 'ok' }
   | { status: 'degraded', cause: string, since: string }
+  /** READ_ONLY=true: the log is served for reading and records nothing. */
+  | { status: 'read_only' }
 
 interface Pending {
   work: Work<unknown>
@@ -127,7 +136,8 @@ export class EventStore {
 
   private constructor (
     readonly db: Db,
-    private readonly worker: Worker,
+    /** None when read-only. */
+    private readonly worker: Worker | undefined,
     head: WriterReady,
     private readonly clock: Clock,
     private readonly maxGroup: number,
@@ -136,6 +146,10 @@ export class EventStore {
     this.position = head.position
     this.hash = head.hash
     this.selectStreamVersion = db.prepare('SELECT max(stream_version) FROM events WHERE stream = (SELECT id FROM streams WHERE name = ?)').pluck()
+    if (worker === undefined) {
+      this.currentHealth = { status: 'read_only' }
+      return
+    }
     worker.on('message', (reply: WriterReply | WriterLimitReply) => {
       if ('maxPageCount' in reply) this.limited(reply)
       else this.committed(reply)
@@ -145,7 +159,8 @@ export class EventStore {
   }
 
   /** Starts the writer thread (which creates the schema and rebuilds changed projections), then opens a read connection. */
-  static async open ({ path, projections, clock, maxGroup = 1000, log }: EventStoreOptions): Promise<EventStore> {
+  static async open ({ path, projections, clock, maxGroup = 1000, log, readOnly = false }: EventStoreOptions): Promise<EventStore> {
+    if (readOnly) return EventStore.openReadOnly(path, projections, clock, log)
     const workerData: WriterInit = { path, projectionsModule: String(projections.module), projectionsExport: projections.export }
     const worker = new Worker(new URL('./writer-thread.mjs', import.meta.url), { workerData })
     const ready = await new Promise<WriterReady>((resolve, reject) => {
@@ -157,8 +172,37 @@ export class EventStore {
     return new EventStore(openDatabase(path, 'reader'), worker, ready, clock, maxGroup, log)
   }
 
+  /**
+   * A file served for reading: its head and its read models as they are, nothing written to it.
+   * The projections must be the ones this version builds (a writer would rebuild them; a reader cannot).
+   */
+  private static async openReadOnly (path: string, projections: EventStoreOptions['projections'], clock: Clock, log: StoreLog | undefined): Promise<EventStore> {
+    if (!existsSync(path)) throw new Error(`READ_ONLY: no database at ${path}`)
+    const db = openDatabase(path, 'reader')
+    try {
+      const columns = db.prepare("SELECT name FROM pragma_table_info('events')").pluck().all() as string[]
+      if (!columns.includes('stream')) throw new Error(`READ_ONLY: ${path} holds no log of this version: rebuild it with \`devicelog replay --database ${path} --out FILE\``)
+      const module = await import(String(projections.module)) as Record<string, readonly Projection[] | undefined>
+      const stored = new Map((db.prepare('SELECT name, version FROM projection_versions').raw().all() as Array<[string, number]>))
+      const stale = (module[projections.export] ?? []).filter(projection => stored.get(projection.name) !== projection.version)
+      if (stale.length > 0) {
+        const names = stale.map(projection => `${projection.name} (${stored.get(projection.name) ?? 'none'}, this version builds ${projection.version})`).join(', ')
+        throw new Error(`READ_ONLY: the read models of ${path} are not this version's: ${names}; rebuild them with \`devicelog replay --database ${path} --out FILE\``)
+      }
+      const head = db.prepare('SELECT position, lower(hex(hash)) AS hash FROM events ORDER BY position DESC LIMIT 1').get() as { position: number, hash: string } | undefined
+      return new EventStore(db, undefined, { ready: true, position: head?.position ?? 0, hash: head?.hash ?? GENESIS_HASH }, clock, 1, log)
+    } catch (error) {
+      db.close()
+      throw error
+    }
+  }
+
+  /** Whether the log is served for reading only: every transact is refused (405). */
+  get readOnly (): boolean { return this.worker === undefined }
+
   /** Run `work` in the next group; resolves with its result once that group is committed. */
   transact<T> (work: Work<T>): Promise<T> {
+    if (this.worker === undefined) return Promise.reject(new ReadOnlyLog())
     if (this.closing !== undefined) return Promise.reject(new Error('event store is closed'))
     if (this.failure !== undefined) return Promise.reject(this.failure)
     return new Promise<T>((resolve, reject) => {
@@ -190,11 +234,13 @@ export class EventStore {
    * service's: a test fills the log with it as a full disk would, then raises it to free the disk.
    */
   setMaxPageCount (pages: number): Promise<number> {
+    const worker = this.worker
+    if (worker === undefined) return Promise.reject(new ReadOnlyLog())
     if (this.closing !== undefined || this.failure !== undefined) return Promise.reject(new Error('event store is closed'))
     const id = this.nextId++
     return new Promise<number>((resolve, reject) => {
       this.limits.set(id, { resolve, reject })
-      this.worker.postMessage({ op: 'max_page_count', id, pages } satisfies WriterRequest)
+      worker.postMessage({ op: 'max_page_count', id, pages } satisfies WriterRequest)
     })
   }
 
@@ -204,6 +250,11 @@ export class EventStore {
 
   /** Commit what is queued, close the writer (which checkpoints), then the read connection. Later transacts are refused. */
   close (): Promise<void> {
+    const worker = this.worker
+    if (worker === undefined) {
+      this.closing ??= Promise.resolve().then(() => { this.listeners.clear(); this.db.close() })
+      return this.closing
+    }
     this.closing ??= (async () => {
       if (this.inFlight !== undefined || this.queue.length > 0) {
         await new Promise<void>(resolve => { this.drained = resolve; if (this.inFlight === undefined) this.flush() })
@@ -211,12 +262,12 @@ export class EventStore {
       this.listeners.clear()
       if (this.failure === undefined) {
         await new Promise<void>(resolve => {
-          this.worker.once('message', () => resolve())
-          this.worker.once('exit', () => resolve())
-          this.worker.postMessage({ op: 'close', id: 0 } satisfies WriterRequest)
+          worker.once('message', () => resolve())
+          worker.once('exit', () => resolve())
+          worker.postMessage({ op: 'close', id: 0 } satisfies WriterRequest)
         })
       }
-      await this.worker.terminate()
+      await worker.terminate()
       this.db.close()
     })()
     return this.closing
@@ -232,7 +283,7 @@ export class EventStore {
       }
       this.inFlight = group
       // One string for the whole group: a single copy across threads, whatever the number of rows.
-      this.worker.postMessage({
+      this.worker!.postMessage({
         op: 'commit', id: group.id, recordedAt: group.now, first: this.position + 1, rows: group.rows.join(ROW), unitEnds: group.unitEnds
       } satisfies WriterRequest)
     }
