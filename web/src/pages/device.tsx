@@ -28,7 +28,6 @@ export function DevicePage ({ deviceId, moment }: { deviceId: string, moment: Mo
     <section>
       <p><a href={`#/networks/${device.network_identifier}`}>← network</a></p>
       <h1>{device.name} <small>{device.kind}</small></h1>
-      <AsOfControl deviceId={deviceId} moment={moment} shown={past.asOf} />
       {moment === null ? (
         <>
           <Presence device={device} />
@@ -48,6 +47,8 @@ export function DevicePage ({ deviceId, moment }: { deviceId: string, moment: Mo
           )}
         </>
       )}
+      {/* After the device's own controls, which come first in the Tab order. */}
+      <AsOfControl deviceId={deviceId} moment={moment} shown={past.asOf} />
     </section>
   )
 }
