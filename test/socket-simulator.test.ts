@@ -4,7 +4,7 @@ import { Aedes, type AuthenticateError, type Client, type ConnectPacket } from '
 import mqtt from 'mqtt'
 import t from 'tap'
 import { ManualClock } from '../src/clock.ts'
-import { PlugSimulator, type PlugSimulatorOptions } from '../src/sockets/simulator.ts'
+import { PlugSimulator, type PlugSimulatorOptions } from '../src/cli/simulators/plug.ts'
 import type { Teardown } from './helpers/service.ts'
 
 // The simulated Tasmota plug against a bare Aedes broker on an ephemeral port, watched by an

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import { systemClock } from '../clock.ts'
-import { startControllerSimulator } from '../irrigation/controller-simulator.ts'
+import { startControllerSimulator } from './simulators/valve-controller.ts'
 
 const usage = `usage: simulate-irrigation [--url http://127.0.0.1:3000] [--token TOKEN] [--zone ZONE_ID]
        [--min 5] [--max 60] [--duration SECONDS]

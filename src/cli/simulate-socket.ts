@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { systemClock } from '../clock.ts'
-import { PlugSimulator } from '../sockets/simulator.ts'
+import { PlugSimulator } from './simulators/plug.ts'
 
 const usage = `usage: simulate-socket --topic TOPIC --username USER --password PASS
        [--url mqtt://127.0.0.1:1883] [--firmware basic|real] [--watts 100] [--full-topic %prefix%/%topic%/]

@@ -1,4 +1,4 @@
-import { PlugSimulator, type PlugSimulatorOptions } from '../../src/sockets/simulator.ts'
+import { PlugSimulator, type PlugSimulatorOptions } from '../../src/cli/simulators/plug.ts'
 import type { RecordedEvent } from '../../src/store/recorded-event.ts'
 import { http, type Service, type Teardown } from './service.ts'
 

@@ -1,4 +1,4 @@
-import type { Clock, Timer } from '../clock.ts'
+import type { Clock, Timer } from '../../clock.ts'
 
 export interface ControllerSimulatorOptions {
   /** The service's HTTP base URL, e.g. http://127.0.0.1:3000. */

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import mqtt, { type MqttClient } from 'mqtt'
-import { systemClock, type Clock, type Timer } from '../clock.ts'
+import { systemClock, type Clock, type Timer } from '../../clock.ts'
 
 /**
  * A Tasmota smart plug over MQTT, for tests and for trying the service without hardware.
