@@ -183,7 +183,7 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
     // A redelivery is checked against the committed log, so it waits for a unit before it in its group.
     const independent = packet.dup ? undefined : 'any' as const
     const keyOf = ({ reason, detail }: Refusal): RefusalKey =>
-      ({ streamId: outcome.streamId, refusal: 'MessageRejected', source: client.id, username: deviceOf(client)?.username ?? null, reason, topic: packet.topic, detail, payload: crc32(payload) })
+      ({ streamId: outcome.streamId, refusal: 'MessageRejected', source: client.id, username: deviceOf(client)?.username ?? null, reason, topic: packet.topic, detail, payload: metadata.mqtt?.crc32 ?? crc32(payload) })
     // A refusal known before any unit of work: one like it on record (or being recorded) is only counted.
     const knownRefusal = 'reason' in outcome ? keyOf(outcome) : undefined
     const claimed = knownRefusal !== undefined && ledger.claim(knownRefusal)

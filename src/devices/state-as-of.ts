@@ -83,19 +83,22 @@ export function stateQueries (db: Db) {
     return events.sort((a, b) => a.position - b.position)
   }
 
-  function presence (stream: string, moment: Moment): { online: boolean, last_seen: string | null } {
-    const connection = latest(stream, PRESENCE, moment)
-    const seen = latest(stream, SEEN_TYPES, moment)
-    return { online: connection?.type === 'DeviceConnected', last_seen: seen?.recorded_at ?? null }
-  }
-
   return {
     stateAt (declaration: DeviceStateDeclaration, stream: string, moment: Moment): DeviceStateAsOf {
       const events = eventsFor(declaration, stream, moment)
       const state = events.reduce((state, event) => declaration.evolve(state, event), declaration.initial())
-      // The last event of the stream at that moment, whatever its type: the state is as of it.
-      const last = latest(stream, [...new Set([...declaration.folds, ...declaration.latest, ...SEEN_TYPES])], moment)
-      return { position: last?.position ?? null, recorded_at: last?.recorded_at ?? null, ...presence(stream, moment), state: declaration.view(state) }
+      const connection = latest(stream, PRESENCE, moment)
+      const seen = latest(stream, SEEN_TYPES, moment)
+      // The last event of the stream at that moment that it folded or that saw the device: the state is as of it.
+      const folded = events.at(-1)
+      const last = folded === undefined || (seen !== undefined && seen.position > folded.position) ? seen : folded
+      return {
+        position: last?.position ?? null,
+        recorded_at: last?.recorded_at ?? null,
+        online: connection?.type === 'DeviceConnected',
+        last_seen: seen?.recorded_at ?? null,
+        state: declaration.view(state)
+      }
     },
 
     /** Each event of the stream after `from` up to `to`, with the state right after it. */
