@@ -24,7 +24,10 @@ export const AccessTokenRevoked = defineEvent('AccessTokenRevoked', 1, z.object(
 
 export const AuthenticationFailed = defineEvent('AuthenticationFailed', 1, z.object({
   user_identifier: z.uuid(),
-  /** too_many_attempts: refused without checking the password, after too many wrong ones (MAX_FAILED_LOGINS_PER_MINUTE). */
+  /**
+   * too_many_attempts: refused without checking the password, after too many wrong ones
+   * (MAX_FAILED_LOGINS_PER_MINUTE). A compatible widening of version 1 (see define.ts).
+   */
   reason: z.enum(['wrong_password', 'too_many_attempts'])
 }))
 

@@ -3,7 +3,12 @@ import { z } from 'zod'
 /**
  * An event type of the log: its name (past tense), the schema version it is written with,
  * and the zod schema of its data. A schema is never changed in place: a new version gets
- * a new definition and an upcaster from the old one (see events/index.ts).
+ * a new definition and an upcaster from the old one (see events/index.ts). The one change
+ * made in place is a compatible widening, which keeps the version: a new member of an enum
+ * (`AuthenticationFailed.reason` gained `too_many_attempts`, `DeviceDisconnected.reason`
+ * `too_many_refusals` and `service_stopped`, `RejectionReason` `rate_exceeded` and
+ * `source_blocked`) or a new optional field, because every event already written still
+ * parses. Readers of a widened field handle every member (a `never` default in each switch).
  */
 export interface EventDefinition<T extends string = string, S extends z.ZodType = z.ZodType> {
   readonly type: T

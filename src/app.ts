@@ -22,6 +22,7 @@ import devices from './devices/plugin.ts'
 import { ReadOnlyLog, TooManyRequests } from './errors.ts'
 import hosts from './hosts/index.ts'
 import irrigation from './irrigation/index.ts'
+import { deviceKinds, identityKinds } from './kinds.ts'
 import sensors from './sensors/index.ts'
 import sockets from './sockets/index.ts'
 import { checkpointKeyPath } from './store/checkpoints.ts'
@@ -76,7 +77,7 @@ async function app (instance: FastifyInstance, { config, clock: givenClock }: Ap
       }
     })
   }
-  await app.register(devices)
+  await app.register(devices, { kinds: deviceKinds, identities: identityKinds })
   await app.register(broker, {
     maxRefusalsPerMinute: config.MQTT_MAX_REFUSALS_PER_MINUTE,
     maxAuthFailuresPerMinute: config.MQTT_MAX_AUTH_FAILURES_PER_MINUTE,

@@ -4,6 +4,7 @@ import { chargersProjection } from './chargers/index.ts'
 import { deviceProjections } from './devices/projections.ts'
 import { hostMetricsProjection } from './hosts/index.ts'
 import { zonesProjection } from './irrigation/index.ts'
+import { deviceKinds, identityKinds } from './kinds.ts'
 import type { Projection } from './store/projection.ts'
 import { sensorProjections } from './sensors/index.ts'
 import { socketsProjection } from './sockets/index.ts'
@@ -12,8 +13,8 @@ import { socketsProjection } from './sockets/index.ts'
 export const allProjections: readonly Projection[] = [
   usersProjection,
   networksProjection,
-  streamAccessProjection,
-  ...deviceProjections,
+  streamAccessProjection(identityKinds),
+  ...deviceProjections(deviceKinds, identityKinds),
   ...sensorProjections,
   socketsProjection,
   zonesProjection,

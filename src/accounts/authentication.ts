@@ -13,6 +13,8 @@ declare module 'fastify' {
     requireUser(request: FastifyRequest, reply: FastifyReply): Promise<void>
     /** 404 unless the user is a member of the network: non-members must not learn it exists. */
     requireMember(networkId: string, userId: string): void
+    /** The thing when the user is a member of its network; else `notFound` (a 404: non-members must not learn it exists). */
+    visibleTo<T extends { network_id: string }>(userId: string, thing: T | undefined, notFound: new () => Error): T
     /** The request's connection ends when its token is revoked (a WebSocket is ended so by itself). */
     endWhenRevoked(request: FastifyRequest): void
   }
@@ -79,5 +81,9 @@ export default fp(async function authenticationPlugin (app) {
   })
   app.decorate('requireMember', function requireMember (networkId: string, userId: string) {
     if (!accounts.isMember(networkId, userId)) throw new NetworkNotFound()
+  })
+  app.decorate('visibleTo', function visibleTo<T extends { network_id: string }> (userId: string, thing: T | undefined, notFound: new () => Error): T {
+    if (thing === undefined || !accounts.isMember(thing.network_id, userId)) throw new notFound()
+    return thing
   })
 }, { name: 'authentication', dependencies: ['store'] })

@@ -1,32 +1,26 @@
 import type { Db } from '../store/database.ts'
+import { registrationReader, registrationTypes, type DeviceKindDeclaration } from '../devices/kind.ts'
 import type { Projection } from '../store/projection.ts'
 import { decodeRow, type EventRow } from '../store/recorded-event.ts'
 
 /** Which network each stream belongs to: members of a network may read its streams' events. */
-export const streamAccessProjection: Projection = {
-  name: 'stream_access',
-  version: 4,
-  handles: ['NetworkCreated', 'SensorRegistered', 'SensorConfigurationRevised', 'SocketRegistered', 'ZoneRegistered',
-    'ChargerRegistered', 'HostRegistered'],
-  tables: ['stream_access'],
-  ddl: `CREATE TABLE IF NOT EXISTS stream_access (stream_id TEXT PRIMARY KEY, network_id TEXT NOT NULL) STRICT;
-    CREATE INDEX IF NOT EXISTS stream_access_by_network ON stream_access (network_id);`,
-  prepare (db) {
-    const upsert = db.prepare(`INSERT INTO stream_access (stream_id, network_id) VALUES (?, ?)
-      ON CONFLICT (stream_id) DO UPDATE SET network_id = excluded.network_id`)
-    return event => {
-      switch (event.type) {
-        case 'NetworkCreated':
-          upsert.run(event.stream_id, event.data.network_identifier)
-          break
-        case 'SensorRegistered':
-        case 'SensorConfigurationRevised':
-        case 'SocketRegistered':
-        case 'ZoneRegistered':
-        case 'ChargerRegistered':
-        case 'HostRegistered':
-          upsert.run(event.stream_id, event.data.network_identifier)
-          break
+export function streamAccessProjection (kinds: readonly DeviceKindDeclaration[]): Projection {
+  return {
+    name: 'stream_access',
+    version: 4,
+    handles: ['NetworkCreated', ...registrationTypes(kinds)],
+    tables: ['stream_access'],
+    ddl: `CREATE TABLE IF NOT EXISTS stream_access (stream_id TEXT PRIMARY KEY, network_id TEXT NOT NULL) STRICT;
+      CREATE INDEX IF NOT EXISTS stream_access_by_network ON stream_access (network_id);`,
+    prepare (db) {
+      const upsert = db.prepare(`INSERT INTO stream_access (stream_id, network_id) VALUES (?, ?)
+        ON CONFLICT (stream_id) DO UPDATE SET network_id = excluded.network_id`)
+      const registration = registrationReader(kinds)
+      return event => {
+        if (event.type === 'NetworkCreated') return upsert.run(event.stream_id, event.data.network_identifier)
+        // A removed device's stream stays readable by its network: its history is still theirs.
+        const change = registration(event)
+        if (change !== undefined && change.change !== 'removed') upsert.run(event.stream_id, change.network)
       }
     }
   }

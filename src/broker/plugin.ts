@@ -38,6 +38,8 @@ export interface DeviceBrokerDecorator {
   publish(message: ServicePublish): Promise<void>
   /** A capability tells the broker how its devices behave. */
   registerKind(kind: DeviceKind): void
+  /** Whether a capability registered this kind (every kind of the list must). */
+  hasKind(name: string): boolean
   /**
    * A capability's retained topics, read from its projection when a device subscribes: what it
    * publishes there (retained) is delivered to current subscribers and not kept by the broker.
@@ -144,6 +146,7 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
       return tcpPort
     },
     registerKind (kind: DeviceKind) { kinds.set(kind.kind, kind) },
+    hasKind: (name: string) => kinds.has(name),
     ownRetained (source: OwnedRetained) { persistence.own(source) },
     disconnectDevice (streamId: string) {
       // Aedes keeps its connected clients by id; its types do not list the map.

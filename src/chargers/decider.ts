@@ -56,6 +56,10 @@ export function decideCharger (command: ChargerCommand, state: ChargerState, con
         ? [reported]
         : [reported, { type: 'ChargingStatusChanged', data: { charger_id, widget_id, status } }]
     }
+    default: {
+      const unreachable: never = command
+      throw new Error(`unknown command ${JSON.stringify(unreachable)}`)
+    }
   }
 }
 
@@ -72,5 +76,9 @@ export function evolveCharger (state: ChargerState, event: ChargerEvent & { reco
       return state.status === 'registered' ? { ...state, charging_status: event.data.status } : state
     case 'MessageRejected':
       return state
+    default: {
+      const unreachable: never = event
+      return unreachable
+    }
   }
 }

@@ -5,7 +5,7 @@ import { userMetadata } from '../accounts/authentication.ts'
 import { newSecret, sha256 } from '../accounts/secrets.ts'
 import { ChargerNotFound } from '../errors.ts'
 import { Detail } from '../http/schemas.ts'
-import { decideCharger, initialChargerState } from './decider.ts'
+import { decideCharger, initialChargerState, type ChargerCommand } from './decider.ts'
 import type { RegistryQueries } from '../devices/registry.ts'
 import type { ChargerQueries, ChargerRow } from './projections.ts'
 
@@ -35,19 +35,18 @@ const chargerRoutes: FastifyPluginAsyncZod<ChargerRoutesOptions> = async functio
     const { charger_id, widget_id, network_identifier } = request.body
     const token = newSecret()
     const password = newSecret()
-    await app.store.transact(tx => {
-      const streamId = `charger-${charger_id}`
-      // An id is taken by any device's identifier or MQTT username, and by any pair's charger or widget.
-      const idTaken = charger_id === widget_id || app.devices.credentials(charger_id) !== undefined || registry.device(charger_id) !== undefined ||
-        chargers.widget(widget_id) !== undefined || chargers.widget(charger_id) !== undefined || chargers.charger(widget_id) !== undefined
-      const events = decideCharger(
-        { type: 'RegisterCharger', charger_id, widget_id, network_identifier, token_sha256: sha256(token), mqtt_password_sha256: sha256(password) },
-        chargers.charger(charger_id)?.state ?? initialChargerState(),
-        { networkAllowed: app.accounts.isMember(network_identifier, request.userId), idTaken }
-      )
-      // A removed pair's id may be registered again: its stream goes on.
-      tx.append(streamId, events, { metadata: userMetadata(request) })
-    })
+    // A removed pair's id may be registered again: its stream goes on.
+    await app.store.handle({
+      state: () => chargers.charger(charger_id)?.state ?? initialChargerState(),
+      decide: (command: ChargerCommand, state) => decideCharger(command, state, {
+        networkAllowed: app.accounts.isMember(network_identifier, request.userId),
+        // An id is taken by any device's identifier or MQTT username, and by any pair's charger or widget.
+        idTaken: charger_id === widget_id || app.devices.credentials(charger_id) !== undefined || registry.device(charger_id) !== undefined ||
+          chargers.widget(widget_id) !== undefined || chargers.widget(charger_id) !== undefined || chargers.charger(widget_id) !== undefined
+      })
+    }, `charger-${charger_id}`,
+    { type: 'RegisterCharger', charger_id, widget_id, network_identifier, token_sha256: sha256(token), mqtt_password_sha256: sha256(password) },
+    userMetadata(request))
     return reply.code(201).send({ charger_id, widget_id, token, mqtt: { username: charger_id, password } })
   })
 
@@ -55,9 +54,11 @@ const chargerRoutes: FastifyPluginAsyncZod<ChargerRoutesOptions> = async functio
     async request => chargers.chargersOf(request.userId).map(pairView))
 
   app.delete('/api/v1/chargers/:charger_id', { schema: { params: z.object({ charger_id: z.string() }), response: { 204: z.null(), ...Errors } } }, async (request, reply) => {
-    const pair = chargers.charger(request.params.charger_id)
-    if (pair === undefined || !app.accounts.isMember(pair.network_id, request.userId)) throw new ChargerNotFound()
-    await app.store.transact(tx => tx.append(`charger-${pair.charger_id}`, decideCharger({ type: 'RemoveCharger' }, pair.state), { metadata: userMetadata(request) }))
+    const pair = app.visibleTo(request.userId, chargers.charger(request.params.charger_id), ChargerNotFound)
+    await app.store.handle({
+      state: () => app.visibleTo(request.userId, chargers.charger(pair.charger_id), ChargerNotFound).state,
+      decide: (command: ChargerCommand, state) => decideCharger(command, state)
+    }, `charger-${pair.charger_id}`, { type: 'RemoveCharger' }, userMetadata(request))
     return reply.code(204).send(null)
   })
 }

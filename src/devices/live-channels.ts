@@ -1,5 +1,6 @@
 import type { EventType } from '../../events/index.ts'
 import type { RecordedEvent } from '../store/recorded-event.ts'
+import { presenceStatus } from './presence-status.ts'
 import type { DeviceQueries } from './projections.ts'
 import { SEEN_TYPES, type RegisteredDevice, type RegistryQueries } from './registry.ts'
 
@@ -31,11 +32,6 @@ export interface LiveChannel {
   throttle?: { ms: number, except: readonly EventType[] }
 }
 
-function status (device: RegisteredDevice, { registry, devices }: ChannelContext) {
-  const presence = devices.presence(device.stream_id)
-  return { online: presence.online, last_seen: registry.lastSeen(device.stream_id), connected_since: presence.online ? presence.since : null }
-}
-
 /** The channels every kind of device has; each capability declares its own (`src/<capability>/channels.ts`). */
 const sharedChannels: readonly LiveChannel[] = [
   {
@@ -43,8 +39,8 @@ const sharedChannels: readonly LiveChannel[] = [
     // are pushed at most every 10 s (a sensor reporting 10 times a second is not 10 pushes).
     name: 'status',
     types: SEEN_TYPES,
-    view: (_e, device, context) => status(device, context),
-    empty: status,
+    view: (_e, device, context) => presenceStatus(device, context),
+    empty: presenceStatus,
     readsProjections: true,
     throttle: { ms: 10_000, except: ['DeviceConnected', 'DeviceDisconnected'] }
   },

@@ -4,6 +4,7 @@ import { Audiences } from '../live/audiences.ts'
 import { LatestEvery } from '../live/latest-every.ts'
 import { sendBounded } from '../live/websocket.ts'
 import type { EventStore } from '../store/event-store.ts'
+import { presenceStatus } from './presence-status.ts'
 import type { DeviceQueries } from './projections.ts'
 import { SEEN_TYPES, type RegisteredDevice, type RegistryQueries } from './registry.ts'
 
@@ -19,10 +20,7 @@ const seen = new Set<string>(SEEN_TYPES)
 export function createNetworkPresence (store: EventStore, clock: Clock, registry: RegistryQueries, devices: DeviceQueries) {
   const byNetwork = new Audiences<WebSocket>()
 
-  const statusOf = (device: RegisteredDevice) => {
-    const presence = devices.presence(device.stream_id)
-    return { id: device.device_id, kind: device.kind, online: presence.online, last_seen: registry.lastSeen(device.stream_id), connected_since: presence.online ? presence.since : null }
-  }
+  const statusOf = (device: RegisteredDevice) => ({ id: device.device_id, kind: device.kind, ...presenceStatus(device, { registry, devices }) })
   const push = (device: RegisteredDevice, position: number) => {
     const audience = byNetwork.of(device.network_id)
     if (audience === undefined) return

@@ -1,52 +1,31 @@
 import type { Metadata } from '../../events/index.ts'
 import type { Db } from '../store/database.ts'
 import type { Projection } from '../store/projection.ts'
+import { registrationReader, registrationTypes, type DeviceKindDeclaration } from './kind.ts'
 import { deviceActivityProjection, deviceRegistryProjection } from './registry.ts'
 
-/** The MQTT identity of every device, whatever its kind: username, password hash, network. */
-export const deviceCredentialsProjection: Projection = {
-  name: 'device_credentials',
-  version: 4,
-  handles: ['SensorRegistered', 'SensorConfigurationRevised', 'SocketRegistered', 'ZoneRegistered', 'ChargerRegistered', 'ChargerRemoved', 'HostRegistered'],
-  tables: ['device_credentials'],
-  ddl: `CREATE TABLE IF NOT EXISTS device_credentials (
-      username TEXT PRIMARY KEY, kind TEXT NOT NULL, device_id TEXT NOT NULL, stream_id TEXT NOT NULL,
-      network_id TEXT NOT NULL, password_sha256 TEXT NOT NULL
-    ) STRICT;`,
-  prepare (db) {
-    const insert = db.prepare(`INSERT INTO device_credentials (username, kind, device_id, stream_id, network_id, password_sha256)
-      VALUES (?, ?, ?, ?, ?, ?)`)
-    const move = db.prepare('UPDATE device_credentials SET network_id = ? WHERE username = ?')
-    const remove = db.prepare('DELETE FROM device_credentials WHERE username = ?')
-    return event => {
-      switch (event.type) {
-        case 'SensorRegistered':
-          insert.run(event.data.sensor_identifier, 'sensor', event.data.sensor_identifier, event.stream_id,
-            event.data.network_identifier, event.data.mqtt_password_sha256)
-          break
-        case 'SensorConfigurationRevised':
-          move.run(event.data.network_identifier, event.data.sensor_identifier)
-          break
-        case 'SocketRegistered':
-          // A Tasmota plug's MQTT user is its topic: MqttUser holds 32 characters, a UUID 36.
-          insert.run(event.data.topic, 'socket', event.data.socket_identifier, event.stream_id,
-            event.data.network_identifier, event.data.mqtt_password_sha256)
-          break
-        case 'ZoneRegistered':
-          insert.run(event.data.zone_identifier, 'zone', event.data.zone_identifier, event.stream_id,
-            event.data.network_identifier, event.data.mqtt_password_sha256)
-          break
-        case 'ChargerRegistered':
-          insert.run(event.data.charger_id, 'charger', event.data.charger_id, event.stream_id,
-            event.data.network_identifier, event.data.mqtt_password_sha256)
-          break
-        case 'ChargerRemoved':
-          remove.run(event.data.charger_id)
-          break
-        case 'HostRegistered':
-          insert.run(event.data.device_identifier, 'host', event.data.device_identifier, event.stream_id,
-            event.data.network_identifier, event.data.mqtt_password_sha256)
-          break
+/** The MQTT identity of every device and account, whatever its kind: username, password hash, network. */
+export function deviceCredentialsProjection (kinds: readonly DeviceKindDeclaration[]): Projection {
+  return {
+    name: 'device_credentials',
+    version: 4,
+    handles: registrationTypes(kinds),
+    tables: ['device_credentials'],
+    ddl: `CREATE TABLE IF NOT EXISTS device_credentials (
+        username TEXT PRIMARY KEY, kind TEXT NOT NULL, device_id TEXT NOT NULL, stream_id TEXT NOT NULL,
+        network_id TEXT NOT NULL, password_sha256 TEXT NOT NULL
+      ) STRICT;`,
+    prepare (db) {
+      const insert = db.prepare(`INSERT INTO device_credentials (username, kind, device_id, stream_id, network_id, password_sha256)
+        VALUES (?, ?, ?, ?, ?, ?)`)
+      const move = db.prepare('UPDATE device_credentials SET network_id = ? WHERE username = ?')
+      const remove = db.prepare('DELETE FROM device_credentials WHERE username = ?')
+      const registration = registrationReader(kinds)
+      return event => {
+        const change = registration(event)
+        if (change?.change === 'registered') insert.run(change.username, change.kind.kind, change.id, event.stream_id, change.network, change.passwordSha256)
+        else if (change?.change === 'moved') move.run(change.network, change.username)
+        else if (change?.change === 'removed') remove.run(change.username)
       }
     }
   }
@@ -177,5 +156,6 @@ export function deviceQueries (db: Db) {
 }
 export type DeviceQueries = ReturnType<typeof deviceQueries>
 
-export const deviceProjections = [deviceCredentialsProjection, deviceRejectionsProjection, devicePresenceProjection,
-  deviceRegistryProjection, deviceActivityProjection]
+/** The read models every kind shares, derived from the list of kinds (src/kinds.ts). */
+export const deviceProjections = (devices: readonly DeviceKindDeclaration[], identities: readonly DeviceKindDeclaration[]): Projection[] =>
+  [deviceCredentialsProjection(identities), deviceRejectionsProjection, devicePresenceProjection, deviceRegistryProjection(devices), deviceActivityProjection]

@@ -1,47 +1,33 @@
 import type { EventType } from '../../events/index.ts'
+import { registrationReader, registrationTypes, type DeviceKindDeclaration } from './kind.ts'
 import type { Db } from '../store/database.ts'
 import type { Projection } from '../store/projection.ts'
 import type { RecordedEvent } from '../store/recorded-event.ts'
 
 /** Every device of every kind, by the identifier its own API uses, with its name and network. */
-export const deviceRegistryProjection: Projection = {
-  name: 'device_registry',
-  version: 1,
-  handles: ['SensorRegistered', 'SensorConfigurationRevised', 'SocketRegistered', 'ZoneRegistered', 'ChargerRegistered', 'ChargerRemoved', 'HostRegistered'],
-  tables: ['device_registry'],
-  ddl: `CREATE TABLE IF NOT EXISTS device_registry (
-      device_id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, network_id TEXT NOT NULL,
-      stream_id TEXT NOT NULL UNIQUE, position INTEGER NOT NULL
-    ) STRICT;
-    CREATE INDEX IF NOT EXISTS device_registry_by_network ON device_registry (network_id, position);`,
-  prepare (db) {
-    const upsert = db.prepare(`INSERT INTO device_registry (device_id, kind, name, network_id, stream_id, position)
-      VALUES (@id, @kind, @name, @network, @stream, @position)
-      ON CONFLICT (device_id) DO UPDATE SET name = excluded.name, network_id = excluded.network_id
-      WHERE device_registry.stream_id = excluded.stream_id`)
-    const remove = db.prepare('DELETE FROM device_registry WHERE device_id = ? AND stream_id = ?')
-    return event => {
-      const row = { stream: event.stream_id, position: event.position }
-      switch (event.type) {
-        case 'SensorRegistered':
-        case 'SensorConfigurationRevised':
-          upsert.run({ ...row, id: event.data.sensor_identifier, kind: 'sensor', name: event.data.sensor_name, network: event.data.network_identifier })
-          break
-        case 'SocketRegistered':
-          upsert.run({ ...row, id: event.data.socket_identifier, kind: 'socket', name: event.data.socket_name, network: event.data.network_identifier })
-          break
-        case 'ZoneRegistered':
-          upsert.run({ ...row, id: event.data.zone_identifier, kind: 'zone', name: event.data.zone_name, network: event.data.network_identifier })
-          break
-        case 'ChargerRegistered':
-          upsert.run({ ...row, id: event.data.charger_id, kind: 'charger', name: event.data.charger_id, network: event.data.network_identifier })
-          break
-        case 'ChargerRemoved':
-          remove.run(event.data.charger_id, event.stream_id)
-          break
-        case 'HostRegistered':
-          upsert.run({ ...row, id: event.data.device_identifier, kind: 'host', name: event.data.name, network: event.data.network_identifier })
-          break
+export function deviceRegistryProjection (kinds: readonly DeviceKindDeclaration[]): Projection {
+  return {
+    name: 'device_registry',
+    version: 1,
+    handles: registrationTypes(kinds),
+    tables: ['device_registry'],
+    ddl: `CREATE TABLE IF NOT EXISTS device_registry (
+        device_id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, network_id TEXT NOT NULL,
+        stream_id TEXT NOT NULL UNIQUE, position INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX IF NOT EXISTS device_registry_by_network ON device_registry (network_id, position);`,
+    prepare (db) {
+      const upsert = db.prepare(`INSERT INTO device_registry (device_id, kind, name, network_id, stream_id, position)
+        VALUES (@id, @kind, @name, @network, @stream, @position)
+        ON CONFLICT (device_id) DO UPDATE SET name = excluded.name, network_id = excluded.network_id
+        WHERE device_registry.stream_id = excluded.stream_id`)
+      const remove = db.prepare('DELETE FROM device_registry WHERE device_id = ? AND stream_id = ?')
+      const registration = registrationReader(kinds)
+      return event => {
+        const change = registration(event)
+        if (change === undefined) return
+        if (change.change === 'removed') remove.run(change.id, event.stream_id)
+        else upsert.run({ id: change.id, kind: change.kind.kind, name: change.name, network: change.network, stream: event.stream_id, position: event.position })
       }
     }
   }
@@ -96,7 +82,8 @@ export const deviceActivityProjection: Projection = {
 
 export interface RegisteredDevice {
   device_id: string
-  kind: 'sensor' | 'socket' | 'zone' | 'charger' | 'host'
+  /** As its capability declares it (src/<capability>/kind.ts). */
+  kind: string
   name: string
   network_id: string
   stream_id: string

@@ -25,11 +25,7 @@ const MAX_CHANGES = 1000
 const deviceStateRoutes: FastifyPluginAsyncZod<{ registry: RegistryQueries }> = async function (app, { registry }) {
   app.addHook('onRequest', app.requireUser)
   const queries = stateQueries(app.store.db)
-  const visible = (id: string, userId: string): RegisteredDevice => {
-    const device = registry.device(id)
-    if (device === undefined || !app.accounts.isMember(device.network_id, userId)) throw new DeviceNotFound()
-    return device
-  }
+  const visible = (id: string, userId: string): RegisteredDevice => app.visibleTo(userId, registry.device(id), DeviceNotFound)
   const declarationOf = (device: RegisteredDevice) => {
     const declaration = app.deviceStates.of(device.kind)
     if (declaration === undefined) throw new Error(`no state declared for ${device.kind}`)

@@ -30,5 +30,9 @@ export function decideHost (deviceId: string, command: HostCommand, context: { n
       return [{ type: 'NetworkInterfacesReported', data: { device_identifier: deviceId, ...(data as Report<'NetworkInterfacesReported'>) } }]
     case 'ReportMetrics':
       return [{ type: 'MetricsReported', data: { device_identifier: deviceId, ...(data as Report<'MetricsReported'>) } }]
+    default: {
+      const unreachable: never = type
+      throw new Error(`unknown command ${JSON.stringify(unreachable)}`)
+    }
   }
 }

@@ -3,6 +3,7 @@ import { hostDeviceKind } from './mqtt.ts'
 import { hostState } from './state.ts'
 import { hostChannels } from './channels.ts'
 import { hostQueries } from './projections.ts'
+import hostRoutes from './routes.ts'
 
 export { hostMetricsProjection } from './projections.ts'
 
@@ -11,4 +12,5 @@ export default async function hosts (app: FastifyInstance) {
   app.broker.registerKind(hostDeviceKind())
   app.deviceStates.declare(hostState)
   app.deviceChannels.declare(...hostChannels(hostQueries(app.store.db)))
+  await app.register(hostRoutes)
 }

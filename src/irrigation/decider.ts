@@ -95,6 +95,10 @@ export function decideZone (command: ZoneCommand, state: ZoneState, context: Zon
       if (state.changed_at !== command.changed_at || state.valve_mismatch || state.reported_open === open) return []
       return [{ type: 'ValveMismatchDetected', data: { zone_identifier, commanded_open: open, reported_open: state.reported_open } }]
     }
+    default: {
+      const unreachable: never = command
+      throw new Error(`unknown command ${JSON.stringify(unreachable)}`)
+    }
   }
 }
 
@@ -137,5 +141,9 @@ export function evolveZone (state: ZoneState, event: ZoneEvent): ZoneState {
       return { ...state, valve_mismatch: true }
     case 'ZoneCommandIgnored':
       return state
+    default: {
+      const unreachable: never = event
+      return unreachable
+    }
   }
 }

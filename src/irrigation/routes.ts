@@ -52,9 +52,7 @@ const irrigationRoutes: FastifyPluginAsyncZod<IrrigationRoutesOptions> = async f
     const api = plugin.withTypeProvider<ZodTypeProvider>()
     api.addHook('onRequest', app.requireUser)
     const visible = (key: string, userId: string): ZoneRow => {
-      const zone = zones.zone(key)
-      if (zone === undefined || !accounts.isMember(zone.network_id, userId)) throw new ZoneNotFound()
-      return zone
+      return app.visibleTo(userId, zones.zone(key), ZoneNotFound)
     }
 
     api.post('/api/v1/zones', {
@@ -66,11 +64,12 @@ const irrigationRoutes: FastifyPluginAsyncZod<IrrigationRoutesOptions> = async f
       const { name, network_identifier, timer_seconds } = request.body
       const zoneId = randomUUID()
       const password = newSecret()
-      await app.store.transact(tx => tx.append(`zone-${zoneId}`, decideZone(
-        { type: 'RegisterZone', zone_identifier: zoneId, zone_name: name, network_identifier, timer_seconds, mqtt_password_sha256: sha256(password) },
-        initialZoneState(),
-        { networkAllowed: accounts.isMember(network_identifier, request.userId) }
-      ), { expectedVersion: 'no_stream', metadata: userMetadata(request) }))
+      await app.store.handle({
+        state: initialZoneState,
+        decide: (command: ZoneCommand, state) => decideZone(command, state, { networkAllowed: accounts.isMember(network_identifier, request.userId) })
+      }, `zone-${zoneId}`,
+      { type: 'RegisterZone', zone_identifier: zoneId, zone_name: name, network_identifier, timer_seconds, mqtt_password_sha256: sha256(password) },
+      userMetadata(request))
       return reply.code(201).send({ zone_identifier: zoneId, mqtt: { username: zoneId, password } })
     })
 

@@ -32,11 +32,7 @@ export function createZoneControl ({ store, broker, clock, zones, log }: ZoneCon
   const changeListeners = new Set<(zone: ZoneRow) => void>()
 
   function decide (zoneId: string, command: ZoneCommand, metadata: Metadata = { actor: 'system' }): Promise<ZoneEvent[]> {
-    return store.transact(tx => {
-      const events = decideZone(command, zones.zone(zoneId)?.state ?? initialZoneState())
-      if (events.length > 0) tx.append(`zone-${zoneId}`, events, { metadata })
-      return events
-    })
+    return store.handle({ state: () => zones.zone(zoneId)?.state ?? initialZoneState(), decide: decideZone }, `zone-${zoneId}`, command, metadata)
   }
 
   function at (key: string, dueMs: number, fire: () => Promise<unknown>) {

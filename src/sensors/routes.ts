@@ -7,7 +7,7 @@ import { userMetadata } from '../accounts/authentication.ts'
 import { newSecret, sha256 } from '../accounts/secrets.ts'
 import { SensorNotFound } from '../errors.ts'
 import { Detail } from '../http/schemas.ts'
-import { decideSensor, initialSensorState } from './decider.ts'
+import { decideSensor, initialSensorState, type SensorCommand } from './decider.ts'
 import type { SensorQueries } from './projections.ts'
 
 const SensorBody = z.object({
@@ -46,9 +46,7 @@ const sensorRoutes: FastifyPluginAsyncZod<SensorRoutesOptions> = async function 
 
   /** The sensor, if the caller is a member of its network; 404 otherwise. */
   function visibleSensor (sensorId: string, userId: string) {
-    const sensor = sensors.sensor(sensorId)
-    if (sensor === undefined || !accounts.isMember(sensor.network_id, userId)) throw new SensorNotFound()
-    return sensor
+    return app.visibleTo(userId, sensors.sensor(sensorId), SensorNotFound)
   }
 
   app.post('/sensors', {
@@ -63,11 +61,13 @@ const sensorRoutes: FastifyPluginAsyncZod<SensorRoutesOptions> = async function 
     const { sensor_name, network_identifier, configuration } = request.body
     const sensorId = randomUUID()
     const password = newSecret()
-    await store.transact(tx => tx.append(`sensor-${sensorId}`, decideSensor(
-      { type: 'RegisterSensor', sensor_identifier: sensorId, sensor_name, network_identifier, configuration, mqtt_password_sha256: sha256(password) },
-      initialSensorState(),
-      { networkAllowed: accounts.isMember(network_identifier, request.userId), nameTaken: sensors.nameTaken(network_identifier, sensor_name) }
-    ), { expectedVersion: 'no_stream', metadata: userMetadata(request) }))
+    await store.handle({
+      state: initialSensorState,
+      decide: (command: SensorCommand, state) => decideSensor(command, state,
+        { networkAllowed: accounts.isMember(network_identifier, request.userId), nameTaken: sensors.nameTaken(network_identifier, sensor_name) })
+    }, `sensor-${sensorId}`,
+    { type: 'RegisterSensor', sensor_identifier: sensorId, sensor_name, network_identifier, configuration, mqtt_password_sha256: sha256(password) },
+    userMetadata(request))
     return reply.code(201).send({ sensor_identifier: sensorId, revision: 0, mqtt: { username: sensorId, password } })
   })
 
@@ -80,14 +80,11 @@ const sensorRoutes: FastifyPluginAsyncZod<SensorRoutesOptions> = async function 
   }, async request => {
     const sensorId = request.params.sensor_identifier
     const { sensor_name, network_identifier, configuration } = request.body
-    const [event] = await store.transact(tx => {
-      const sensor = visibleSensor(sensorId, request.userId)
-      return tx.append(`sensor-${sensorId}`, decideSensor(
-        { type: 'ReviseConfiguration', sensor_identifier: sensorId, sensor_name, network_identifier, configuration },
-        sensor.state,
-        { networkAllowed: accounts.isMember(network_identifier, request.userId), nameTaken: sensors.nameTaken(network_identifier, sensor_name, sensorId) }
-      ), { metadata: userMetadata(request) })
-    })
+    const [event] = await store.handle({
+      state: () => visibleSensor(sensorId, request.userId).state,
+      decide: (command: SensorCommand, state) => decideSensor(command, state,
+        { networkAllowed: accounts.isMember(network_identifier, request.userId), nameTaken: sensors.nameTaken(network_identifier, sensor_name, sensorId) })
+    }, `sensor-${sensorId}`, { type: 'ReviseConfiguration', sensor_identifier: sensorId, sensor_name, network_identifier, configuration }, userMetadata(request))
     if (event?.type !== 'SensorConfigurationRevised') throw new Error('a revision must record SensorConfigurationRevised')
     return { sensor_identifier: sensorId, revision: event.data.revision }
   })

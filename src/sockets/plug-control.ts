@@ -84,13 +84,13 @@ export function createPlugControl ({ store, broker, clock, sockets, replyTimeout
 
   /** Decide on the socket's current state and append, in one transaction. */
   function decide (socketId: string, command: SocketCommand, context: Partial<SocketContext> = {}, metadata = system()): Promise<SocketEvent[]> {
-    return store.transact(tx => {
-      const row = sockets.socket(socketId)
-      const state = row === undefined ? { status: 'unregistered' as const } : sockets.state(row)
-      const events = decideSocket(command, state, { networkAllowed: true, topicTaken: false, ...context })
-      if (events.length > 0) tx.append(streamOf(socketId), events, { metadata })
-      return events
-    })
+    return store.handle({
+      state: () => {
+        const row = sockets.socket(socketId)
+        return row === undefined ? { status: 'unregistered' as const } : sockets.state(row)
+      },
+      decide: (command: SocketCommand, state) => decideSocket(command, state, { networkAllowed: true, topicTaken: false, ...context })
+    }, streamOf(socketId), command, metadata)
   }
 
   /** Publish every command the decision recorded (after its commit: acknowledged means durable). */

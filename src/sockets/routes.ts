@@ -7,7 +7,7 @@ import { DEFAULT_FULL_TOPIC } from '../../events/sockets.ts'
 import { userMetadata } from '../accounts/authentication.ts'
 import { sha256 } from '../accounts/secrets.ts'
 import { InstanceNotFound, SocketNotFound } from '../errors.ts'
-import { decideSocket, initialSocketState } from './decider.ts'
+import { decideSocket, initialSocketState, type SocketCommand } from './decider.ts'
 import { GROUP_TOPIC } from './mqtt.ts'
 import type { PlugControl } from './plug-control.ts'
 import type { SocketQueries, SocketRow } from './projections.ts'
@@ -50,10 +50,7 @@ const socketRoutes: FastifyPluginAsyncZod<SocketRoutesOptions> = async function 
   })
   app.addHook('onRequest', app.requireUser)
 
-  const visible = (socket: SocketRow | undefined, userId: string): SocketRow => {
-    if (socket === undefined || !app.accounts.isMember(socket.network_id, userId)) throw new SocketNotFound()
-    return socket
-  }
+  const visible = (socket: SocketRow | undefined, userId: string): SocketRow => app.visibleTo(userId, socket, SocketNotFound)
 
   app.post('/api/sockets', {
     schema: {
@@ -71,11 +68,13 @@ const socketRoutes: FastifyPluginAsyncZod<SocketRoutesOptions> = async function 
     const socketId = randomUUID()
     // Tasmota's MqttPassword holds 32 characters: 24 random bytes in base64url.
     const password = randomBytes(24).toString('base64url')
-    await app.store.transact(tx => tx.append(`socket-${socketId}`, decideSocket(
-      { type: 'RegisterSocket', socket_identifier: socketId, socket_name: name, topic, full_topic, network_identifier, mqtt_password_sha256: sha256(password) },
-      initialSocketState(),
-      { networkAllowed: app.accounts.isMember(network_identifier, request.userId), topicTaken: sockets.byTopic(topic) !== undefined || app.devices.credentials(topic) !== undefined }
-    ), { expectedVersion: 'no_stream', metadata: userMetadata(request) }))
+    await app.store.handle({
+      state: initialSocketState,
+      decide: (command: SocketCommand, state) => decideSocket(command, state,
+        { networkAllowed: app.accounts.isMember(network_identifier, request.userId), topicTaken: sockets.byTopic(topic) !== undefined || app.devices.credentials(topic) !== undefined })
+    }, `socket-${socketId}`,
+    { type: 'RegisterSocket', socket_identifier: socketId, socket_name: name, topic, full_topic, network_identifier, mqtt_password_sha256: sha256(password) },
+    userMetadata(request))
     return reply.code(201).send({ socket_identifier: socketId, topic, mqtt: { username: topic, password } })
   })
 

@@ -40,6 +40,16 @@ export interface Transaction {
  * the promise settles, which is after the COMMIT.
  */
 export type Work<T> = (tx: Transaction) => T
+
+/**
+ * A capability's decider as the store runs it (`store.handle`): the state of a stream as the
+ * committed projections hold it, and the events a command makes of it. Both only read: they
+ * may run again. A decider throws a catalogue error (errors.ts) to refuse a command.
+ */
+export interface Decider<C, S, E extends DomainEvent> {
+  state(streamId: string): S
+  decide(command: C, state: S): E[]
+}
 export type CommitListener = (events: readonly RecordedEvent[]) => void
 
 export interface EventFilter {
@@ -216,6 +226,21 @@ export class EventStore {
 
   append (streamId: string, events: readonly DomainEvent[], options: AppendOptions): Promise<RecordedEvent[]> {
     return this.transact(tx => tx.append(streamId, events, options))
+  }
+
+  /**
+   * The one way a command becomes events: in a unit of work, read the stream's state as
+   * committed, decide, and append expecting the stream's committed version (so a command decided
+   * on a state another unit of the group has since changed is decided again on the new one).
+   * Resolves with the events once committed; act on them then.
+   */
+  handle<C, S, E extends DomainEvent> (decider: Decider<C, S, E>, streamId: string, command: C, metadata: Metadata): Promise<E[]> {
+    return this.transact(tx => {
+      const version = this.committedVersion(streamId)
+      const events = decider.decide(command, decider.state(streamId))
+      if (events.length > 0) tx.append(streamId, events, { metadata, expectedVersion: version === -1 ? 'no_stream' : version })
+      return events
+    })
   }
 
   /** Called with every group of events right after it commits. Returns an unsubscribe. */

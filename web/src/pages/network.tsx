@@ -1,10 +1,12 @@
 import { useEffect, useState } from 'preact/hooks'
 import { api, when } from '../api.ts'
 import { useLive } from '../live.ts'
+// The kinds the service declares (src/kinds.ts): a kind missing from `registrations` below fails the build.
+import type { DeviceKindName } from '../../../src/kinds.ts'
 
 export interface Device {
   id: string
-  kind: 'sensor' | 'socket' | 'zone' | 'charger' | 'host'
+  kind: DeviceKindName
   name: string
   network_identifier: string
   online: boolean
@@ -37,6 +39,46 @@ export function Presence ({ device }: { device: Device }) {
 
 type Kind = Device['kind']
 interface Credentials { kind: Kind, id: string, username: string, password: string, token?: string }
+type Field = (name: string) => string
+
+/** How the console registers each kind of device: its label, and its reference's registration route. */
+const registrations: Record<Kind, { label: string, register(field: Field, network_identifier: string): Promise<Omit<Credentials, 'kind'>> }> = {
+  sensor: {
+    label: 'Sensor',
+    register: async (field, network_identifier) => {
+      const r = await api('POST', '/sensors', { sensor_name: field('name'), network_identifier, configuration: {} })
+      return { id: r.sensor_identifier, ...r.mqtt }
+    }
+  },
+  socket: {
+    label: 'Smart socket (Tasmota)',
+    register: async (field, network_identifier) => {
+      const r = await api('POST', '/api/sockets', { name: field('name'), topic: field('topic'), network_identifier })
+      return { id: r.socket_identifier, ...r.mqtt }
+    }
+  },
+  zone: {
+    label: 'Irrigation zone',
+    register: async (field, network_identifier) => {
+      const r = await api('POST', '/api/v1/zones', { name: field('name'), network_identifier, timer_seconds: Number(field('timer') || '10') })
+      return { id: r.zone_identifier, ...r.mqtt }
+    }
+  },
+  charger: {
+    label: 'Charger and widget',
+    register: async (field, network_identifier) => {
+      const r = await api('POST', '/api/v1/chargers', { charger_id: field('charger'), widget_id: field('widget'), network_identifier })
+      return { id: r.charger_id, ...r.mqtt, token: r.token }
+    }
+  },
+  host: {
+    label: 'Host agent',
+    register: async (field, network_identifier) => {
+      const r = await api('POST', '/api/v1/devices', { name: field('name'), kind: 'host', network_identifier })
+      return { id: r.id, ...r.mqtt }
+    }
+  }
+}
 
 export function NetworkPage ({ networkId }: { networkId: string }) {
   const [devices, setDevices] = useState<Device[] | null>(null)
@@ -67,25 +109,7 @@ export function NetworkPage ({ networkId }: { networkId: string }) {
     event.preventDefault()
     setError(null)
     try {
-      const network_identifier = networkId
-      let result: Credentials
-      if (kind === 'sensor') {
-        const r = await api('POST', '/sensors', { sensor_name: field('name'), network_identifier, configuration: {} })
-        result = { kind, id: r.sensor_identifier, ...r.mqtt }
-      } else if (kind === 'socket') {
-        const r = await api('POST', '/api/sockets', { name: field('name'), topic: field('topic'), network_identifier })
-        result = { kind, id: r.socket_identifier, ...r.mqtt }
-      } else if (kind === 'zone') {
-        const r = await api('POST', '/api/v1/zones', { name: field('name'), network_identifier, timer_seconds: Number(field('timer') || '10') })
-        result = { kind, id: r.zone_identifier, ...r.mqtt }
-      } else if (kind === 'charger') {
-        const r = await api('POST', '/api/v1/chargers', { charger_id: field('charger'), widget_id: field('widget'), network_identifier })
-        result = { kind, id: r.charger_id, ...r.mqtt, token: r.token }
-      } else {
-        const r = await api('POST', '/api/v1/devices', { name: field('name'), kind: 'host', network_identifier })
-        result = { kind, id: r.id, ...r.mqtt }
-      }
-      setCredentials(result)
+      setCredentials({ kind, ...await registrations[kind].register(field, networkId) })
       setFields({})
       await load()
     } catch (failure) { setError((failure as Error).message) }
@@ -113,11 +137,7 @@ export function NetworkPage ({ networkId }: { networkId: string }) {
       <form class="stack" onSubmit={register}>
         <label>Kind
           <select name="kind" value={kind} onChange={e => { setKind(e.currentTarget.value as Kind); setCredentials(null) }}>
-            <option value="sensor">Sensor</option>
-            <option value="socket">Smart socket (Tasmota)</option>
-            <option value="zone">Irrigation zone</option>
-            <option value="charger">Charger and widget</option>
-            <option value="host">Host agent</option>
+            {Object.entries(registrations).map(([value, { label }]) => <option key={value} value={value}>{label}</option>)}
           </select>
         </label>
         {kind !== 'charger' && input('name', 'Name', { maxLength: 200 })}
