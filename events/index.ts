@@ -4,6 +4,7 @@ import * as accounts from './accounts.ts'
 import * as audit from './audit.ts'
 import * as chargers from './chargers.ts'
 import * as devices from './devices.ts'
+import * as homeAssistant from './home-assistant.ts'
 import * as hosts from './hosts.ts'
 import * as irrigation from './irrigation.ts'
 import * as sensors from './sensors.ts'
@@ -14,6 +15,7 @@ export * as accounts from './accounts.ts'
 export * as audit from './audit.ts'
 export * as chargers from './chargers.ts'
 export * as devices from './devices.ts'
+export * as homeAssistant from './home-assistant.ts'
 export * as hosts from './hosts.ts'
 export * as irrigation from './irrigation.ts'
 export * as sensors from './sensors.ts'
@@ -76,6 +78,10 @@ export const eventDefinitions = {
   ProcessesReported: hosts.ProcessesReported,
   NetworkInterfacesReported: hosts.NetworkInterfacesReported,
   MetricsReported: hosts.MetricsReported,
+  HomeAssistantAccountCreated: homeAssistant.HomeAssistantAccountCreated,
+  HomeAssistantStatusReported: homeAssistant.HomeAssistantStatusReported,
+  HomeAssistantCommandReceived: homeAssistant.HomeAssistantCommandReceived,
+  HomeAssistantMessageRelayed: homeAssistant.HomeAssistantMessageRelayed,
   ChainCheckpoint: audit.ChainCheckpoint
 } as const satisfies Record<string, EventDefinition>
 

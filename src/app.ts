@@ -19,10 +19,13 @@ import type { Config } from './config.ts'
 import chargers from './chargers/index.ts'
 import devicesApi from './devices/api.ts'
 import devices from './devices/plugin.ts'
+import docs from './docs/plugin.ts'
 import { ReadOnlyLog, TooManyRequests } from './errors.ts'
+import homeAssistant from './home-assistant/plugin.ts'
 import hosts from './hosts/index.ts'
 import irrigation from './irrigation/index.ts'
 import { deviceKinds, identityKinds } from './kinds.ts'
+import metrics from './metrics/plugin.ts'
 import sensors from './sensors/index.ts'
 import sockets from './sockets/index.ts'
 import { checkpointKeyPath } from './store/checkpoints.ts'
@@ -61,6 +64,9 @@ async function app (instance: FastifyInstance, { config, clock: givenClock }: Ap
   })
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ detail: `no route ${request.method} ${request.url.split('?')[0]}` }))
 
+  // First: every route registered after it is documented (and WebSocket routes before @fastify/websocket hides them).
+  await app.register(docs, { readOnly: config.READ_ONLY, mqttPort: () => app.broker.port ?? config.MQTT_PORT })
+
   // The writer thread imports the read models itself: functions do not cross threads.
   const projections = { module: new URL('./projections.ts', import.meta.url), export: 'allProjections' }
   await app.register(store, { path: config.DATABASE_PATH, projections, clock, maxGroup: config.GROUP_COMMIT_MAX, readOnly: config.READ_ONLY })
@@ -77,11 +83,14 @@ async function app (instance: FastifyInstance, { config, clock: givenClock }: Ap
       }
     })
   }
+  // After the WebSocket plugin and before every route: it counts the WebSockets and event streams they open.
+  await app.register(metrics, { token: config.METRICS_TOKEN })
   await app.register(devices, { kinds: deviceKinds, identities: identityKinds })
   await app.register(broker, {
     maxRefusalsPerMinute: config.MQTT_MAX_REFUSALS_PER_MINUTE,
     maxAuthFailuresPerMinute: config.MQTT_MAX_AUTH_FAILURES_PER_MINUTE,
-    authBlockSeconds: config.MQTT_AUTH_BLOCK_SECONDS
+    authBlockSeconds: config.MQTT_AUTH_BLOCK_SECONDS,
+    observer: app.metrics.broker
   })
   await app.register(authentication)
   // Only the routes that opt in (`onRequest: app.rateLimit(...)`) are limited, per address; the 429 is a catalogue error.
@@ -90,6 +99,7 @@ async function app (instance: FastifyInstance, { config, clock: givenClock }: Ap
   const startedAt = clock.now() / 1000
   app.get('/status', {
     schema: {
+      security: [],
       response: {
         200: z.object({
           environment: z.string(),
@@ -111,6 +121,8 @@ async function app (instance: FastifyInstance, { config, clock: givenClock }: Ap
 
   await app.register(accountRoutes, { maxFailedLogins: config.MAX_FAILED_LOGINS_PER_MINUTE, signup: config.SIGNUP, signupsPerMinute: config.SIGNUP_MAX_PER_MINUTE })
   await app.register(auditRoutes, { feedPerMinute: config.AUDIT_MAX_PER_MINUTE, verifyPerMinute: config.VERIFY_MAX_PER_MINUTE })
+  // Before the capabilities: each declares how its devices appear in Home Assistant.
+  await app.register(homeAssistant, { enabled: config.HA_DISCOVERY, prefix: config.HA_DISCOVERY_PREFIX, tasmota: config.HA_TASMOTA, version: config.COMMIT_SHA })
   await app.register(sensors, { summaryIntervalSeconds: config.STREAM_SUMMARY_INTERVAL_SECONDS })
   await app.register(sockets, { replyTimeoutMs: config.SOCKET_REPLY_TIMEOUT_MS, resendMs: config.SOCKET_RESEND_SECONDS * 1000, defaultTopic: config.SOCKET_TOPIC })
   await app.register(irrigation, { defaultZone: config.IRRIGATION_ZONE, rootIsPublic: config.IRRIGATION_PUBLIC })

@@ -48,7 +48,15 @@ export const ConfigSchema = z.object({
   /** Serve DATABASE_PATH (a replay, a backup) for reading only: every write 405, no device connections, no timers. */
   READ_ONLY: z.enum(['true', 'false', '1', '0']).default('false').transform(value => value === 'true' || value === '1'),
   /** How long after the last signed checkpoint of the chain's head the next is recorded. */
-  CHECKPOINT_INTERVAL_HOURS: z.coerce.number().positive().default(24)
+  CHECKPOINT_INTERVAL_HOURS: z.coerce.number().positive().default(24),
+  /** GET /metrics needs `Authorization: Bearer <this>` (401 otherwise); unset, it answers only the loopback address (403 otherwise). */
+  METRICS_TOKEN: z.string().min(16, 'at least 16 characters (e.g. `openssl rand -hex 32`)').optional(),
+  /** Publish Home Assistant MQTT discovery (configs, states, availability) and accept Home Assistant accounts. */
+  HA_DISCOVERY: z.enum(['true', 'false', '1', '0']).default('false').transform(value => value === 'true' || value === '1'),
+  /** Home Assistant's discovery prefix (its MQTT integration's setting): topic levels, no wildcards, not `$`. */
+  HA_DISCOVERY_PREFIX: z.string().regex(/^(?!\$)[^/#+]+(\/[^/#+]+)*$/, 'topic levels without wildcards, not starting with $ or /').default('homeassistant'),
+  /** `devicelog`: plugs are devicelog's (a switch each); `native`: left to Home Assistant's Tasmota integration. */
+  HA_TASMOTA: z.enum(['devicelog', 'native']).default('devicelog')
 })
 export type Config = z.infer<typeof ConfigSchema>
 

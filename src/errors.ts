@@ -4,6 +4,8 @@ import createError from '@fastify/error'
 // Routes throw these; the error handler in app.ts turns them into responses.
 
 export const Unauthorized = createError('DL_UNAUTHORIZED', 'missing or invalid bearer token', 401)
+export const MetricsNotLocal = createError('DL_METRICS_NOT_LOCAL',
+  'metrics are served only to this machine (127.0.0.1, ::1) unless METRICS_TOKEN is set', 403)
 export const WrongPassword = createError('DL_WRONG_PASSWORD', 'wrong password', 401)
 export const TooManyLoginAttempts = createError('DL_TOO_MANY_LOGIN_ATTEMPTS', 'too many wrong passwords for this user in the last minute: try again later', 429)
 export const TooManyRequests = createError<[string]>('DL_TOO_MANY_REQUESTS', 'too many requests to this route from your address: retry in %s', 429)

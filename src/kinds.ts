@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { chargerKind } from './chargers/kind.ts'
+import { homeAssistantKind } from './home-assistant/kind.ts'
 import { hostKind } from './hosts/kind.ts'
 import { zoneKind } from './irrigation/kind.ts'
 import { sensorKind } from './sensors/kind.ts'
@@ -19,7 +20,7 @@ export const deviceKinds = [
 ] as const
 
 /** MQTT identities that are not devices (an integration's account): they have credentials, not a place in the device list. */
-export const accountKinds = [] as const
+export const accountKinds = [homeAssistantKind] as const
 
 /** Every identity the broker authenticates. */
 export const identityKinds = [...deviceKinds, ...accountKinds]

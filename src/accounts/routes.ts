@@ -41,7 +41,12 @@ const accountRoutes: FastifyPluginAsyncZod<AccountRoutesOptions> = async functio
 
   app.post('/users', {
     onRequest: signup === 'closed' ? [signupLimit, requireInviter] : signupLimit,
-    schema: { body: Credentials, response: { 201: Session, 400: Detail, 403: Detail, 409: Detail, 429: Detail } }
+    schema: {
+      // Open: anyone; closed: an existing user's bearer token.
+      ...(signup === 'closed' ? {} : { security: [] }),
+      body: Credentials.meta({ examples: [{ username: 'admin', password: '12345678' }] }),
+      response: { 201: Session, 400: Detail, 403: Detail, 409: Detail, 429: Detail }
+    }
   }, async (request, reply) => {
     const { username, password } = request.body
     const token = newSecret()
@@ -57,7 +62,11 @@ const accountRoutes: FastifyPluginAsyncZod<AccountRoutesOptions> = async functio
   })
 
   app.post('/authentication', {
-    schema: { body: z.object({ username: z.string(), password: z.string() }), response: { 200: Session, 401: Detail, 404: Detail, 429: Detail } }
+    schema: {
+      security: [],
+      body: z.object({ username: z.string(), password: z.string() }).meta({ examples: [{ username: 'admin', password: '12345678' }] }),
+      response: { 200: Session, 400: Detail, 401: Detail, 404: Detail, 429: Detail }
+    }
   }, async request => {
     const user = accounts.userByName(request.body.username)
     if (user === undefined) throw new UserNotFound()
@@ -92,7 +101,10 @@ const accountRoutes: FastifyPluginAsyncZod<AccountRoutesOptions> = async functio
 
   app.post('/networks', {
     onRequest: app.requireUser,
-    schema: { body: z.object({ network_name: z.string().min(1).max(200) }), response: { 201: Network.pick({ network_identifier: true }), 401: Detail } }
+    schema: {
+      body: z.object({ network_name: z.string().min(1).max(200) }).meta({ examples: [{ network_name: 'greenhouse' }] }),
+      response: { 201: Network.pick({ network_identifier: true }), 400: Detail, 401: Detail }
+    }
   }, async (request, reply) => {
     const networkId = randomUUID()
     await store.append(`network-${networkId}`, decideAccount(

@@ -52,6 +52,8 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async function (a
     websocket: true,
     onRequest: [app.requireUser, feedLimit],
     schema: {
+      description: 'The audit feed live: `{"type": "event", "data": <event as GET /api/v1/events gives it>}` as each visible event commits; ' +
+        '`after` first replays what is visible past that position, in order, so a reconnect misses nothing.',
       querystring: z.object({ after: z.coerce.number().int().min(0).optional(), stream: z.string().optional(), type: z.string().optional() }),
       response: { 400: Detail, 401: Detail, 429: Detail }
     }

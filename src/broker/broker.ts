@@ -1,5 +1,5 @@
 import { crc32 } from 'node:zlib'
-import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
+import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Clock } from '../clock.ts'
 import type { DomainEvent, Metadata } from '../../events/index.ts'
@@ -29,6 +29,29 @@ type DeviceClient = Client & { [deviceKey]?: ConnectedDevice, [refusalsKey]?: Re
 
 /** The device an authenticated client is, for the capabilities' broker listeners. */
 export const deviceOf = (client: Client): ConnectedDevice | undefined => (client as DeviceClient)[deviceKey]
+/** A client's device kind, for an observer's labels. */
+const kindOf = (client: Client): string => (client as DeviceClient)[deviceKey]?.kind ?? 'unknown'
+
+/**
+ * What became of a message: recorded, refused (and recorded as such), refused like one on
+ * record (counted into a summary), or a redelivery of one already recorded.
+ */
+export type MessageOutcome = 'recorded' | 'refused' | 'repeated' | 'duplicate'
+
+/**
+ * Told what the broker does as it does it (the service's metrics). Called on the hot path: each
+ * call must be cheap, in memory, and must not throw.
+ */
+export interface BrokerObserver {
+  /** A device's PUBLISH reached authorizePublish. */
+  received(kind: string): void
+  /** Its unit of work settled; `reason` for a refusal; `failed`: the log could not record it (not acknowledged). */
+  settled(kind: string, outcome: MessageOutcome | 'failed', reason: string | undefined): void
+  /** A QoS 1 or 2 message's acknowledgement is allowed, `seconds` after it reached authorizePublish. */
+  acknowledged(seconds: number): void
+  connected(kind: string): void
+  disconnected(kind: string): void
+}
 
 export interface DeviceBrokerOptions {
   store: EventStore
@@ -47,6 +70,7 @@ export interface DeviceBrokerOptions {
   failedConnects: FailedConnects
   /** A failed CONNECT gives up its place among the connections being set up at once. */
   releasePlace: (client: Client) => void
+  observer?: BrokerObserver
 }
 
 /** Where a client connects from: its TCP peer, or the HTTP request of MQTT over WebSocket. */
@@ -59,7 +83,7 @@ export function addressOf (client: Client): string {
  * The embedded broker. Every hook is a small named function; only authorizePublish runs before
  * a QoS 1 PUBACK, so it holds its callback until the message's events are committed.
  */
-export async function createDeviceBroker ({ store, devices, kinds: kindByName, log, clock, maxRefusalsPerMinute, persistence, ledger, failedConnects, releasePlace }: DeviceBrokerOptions): Promise<Aedes> {
+export async function createDeviceBroker ({ store, devices, kinds: kindByName, log, clock, maxRefusalsPerMinute, persistence, ledger, failedConnects, releasePlace, observer }: DeviceBrokerOptions): Promise<Aedes> {
   function metadataFor (client: Client, packet?: PublishPacket): Metadata {
     const metadata: Metadata = { actor: `mqtt:${client.id}` }
     if (packet !== undefined && packet.qos > 0) metadata.mqtt = { message_id: packet.messageId, crc32: crc32(packet.payload as Buffer) }
@@ -159,16 +183,13 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
     }
     const kind = kindByName.get(device.kind)
     if (kind === undefined) return { streamId, reason: 'unknown_topic', detail: `no handler for ${device.kind}` }
+    for (const other of kindByName.values()) {
+      if (other !== kind && other.reserves?.(packet.topic) === true) return { streamId, reason: 'foreign_topic', detail: `${packet.topic} is reserved for ${other.kind}` }
+    }
     const interpretation = kind.interpretPublish(device, packet.topic, payload)
     if (interpretation.refused) return { streamId, reason: interpretation.reason, detail: interpretation.detail }
     return interpretation
   }
-
-  /**
-   * What became of a message: recorded, refused (and recorded as such), refused like one on
-   * record (counted into a summary), or a redelivery of one already recorded.
-   */
-  type Outcome = 'recorded' | 'refused' | 'repeated' | 'duplicate'
 
   /**
    * Only this hook runs before Aedes writes the PUBACK, so it holds its callback until the
@@ -177,6 +198,10 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
    */
   function authorizePublish (client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void) {
     if (client === null) return done(null)
+    // Measured only when watched: the monotonic clock, not the injected one (a duration, not a time of record).
+    const arrived = observer === undefined ? 0 : performance.now()
+    const kind = kindOf(client)
+    observer?.received(kind)
     const payload = packet.payload as Buffer
     const outcome = interpret((client as DeviceClient)[deviceKey], packet)
     const metadata = metadataFor(client, packet)
@@ -189,9 +214,9 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
     const claimed = knownRefusal !== undefined && ledger.claim(knownRefusal)
     let refusalKey = knownRefusal
     // (A repeat appends nothing, but still waits its turn: its PUBACK follows the first one's commit.)
-    const decided = knownRefusal !== undefined && !claimed ? store.transact((): Outcome => 'repeated') : store.transact((tx): Outcome => {
+    const decided = knownRefusal !== undefined && !claimed ? store.transact((): MessageOutcome => 'repeated') : store.transact((tx): MessageOutcome => {
       if (packet.dup && metadata.mqtt !== undefined && devices.alreadyRecorded(outcome.streamId, metadata)) return 'duplicate'
-      const refuse = (refusal: Refusal): Outcome => {
+      const refuse = (refusal: Refusal): MessageOutcome => {
         tx.append(outcome.streamId, [rejectionEvent(client, packet.topic, payload, refusal)], { metadata, expectedVersion: independent })
         return 'refused'
       }
@@ -210,6 +235,7 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
       return 'recorded'
     })
     decided.then(result => {
+      observer?.settled(kind, result, result === 'refused' || result === 'repeated' ? refusalKey!.reason : undefined)
       if (result === 'refused' && !claimed) ledger.recorded(refusalKey!)
       if (result === 'repeated') ledger.counted(refusalKey!)
       // The hot path stays synchronous: only the refusal that is one too many waits for its record.
@@ -220,8 +246,10 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
         packet.topic = REFUSED_TOPIC
         packet.retain = false
       }
+      if (observer !== undefined && packet.qos > 0) observer.acknowledged((performance.now() - arrived) / 1000)
       done(null)
     }, (error: unknown) => {
+      observer?.settled(kind, 'failed', undefined)
       if (claimed) ledger.forget(knownRefusal!)
       // Not committed, so not acknowledged: closing the connection makes the client resend.
       // (A storage fault is the store's to log, once per episode, not once per message.)
@@ -258,7 +286,14 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
     }, (error: unknown) => done(error as Error))
   }
 
-  const aedes = await Aedes.createBroker({ authenticate, authorizePublish, authorizeSubscribe, persistence })
+  /** A kind may narrow what its clients are sent, message by message (an integration's account: its own network's). */
+  function authorizeForward (client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    const device = (client as DeviceClient)[deviceKey]
+    const forward = device === undefined ? undefined : kindByName.get(device.kind)?.forward
+    return forward === undefined || forward(device!, packet.topic) ? packet : null
+  }
+
+  const aedes = await Aedes.createBroker({ authenticate, authorizePublish, authorizeSubscribe, authorizeForward, persistence })
 
   // Presence: every accepted connection and its end, on the device's stream.
   const recordPresence = (client: Client, event: DomainEvent) => {
@@ -267,13 +302,21 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
     store.append(device.streamId, [event], { metadata: metadataFor(client), expectedVersion: 'any' })
       .catch(error => log.warn({ err: error, clientId: client.id }, 'could not record presence'))
   }
-  aedes.on('client', client => recordPresence(client, { type: 'DeviceConnected', data: { client_id: client.id } }))
+  // Aedes can report the end of a client it never reported connected (one closed while taking
+  // over a client id): only those it did report are counted out.
+  const counted = new WeakSet<Client>()
+  aedes.on('client', client => {
+    counted.add(client)
+    observer?.connected(kindOf(client))
+    recordPresence(client, { type: 'DeviceConnected', data: { client_id: client.id } })
+  })
   // Why a connection ended, as far as the broker can tell: keep-alive, a DISCONNECT, or lost.
   const timedOut = new WeakSet<Client>()
   const hadWill = new WeakSet<Client>()
   aedes.on('keepaliveTimeout', client => { timedOut.add(client) })
   aedes.on('clientReady', client => { if ((client as Client & { will?: unknown }).will != null) hadWill.add(client) })
   aedes.on('clientDisconnect', client => {
+    if (counted.delete(client)) observer?.disconnected(kindOf(client))
     if ((client as DeviceClient)[cutOffKey] === true) return
     const clean = (client as Client & { _disconnected?: boolean })._disconnected === true
     // The will goes through authorizePublish like any message: recorded, or refused and recorded.

@@ -35,6 +35,10 @@ export interface DeviceKind {
   refuseSubscription(device: ConnectedDevice, topic: string): Refusal | null
   /** After a SUBACK: the topics the device was granted (a plug that subscribed can be asked). */
   subscribed?(device: ConnectedDevice, topics: string[]): void
+  /** Whether a message on this topic may be sent to this client (Aedes' authorizeForward); absent: every message it subscribed to. */
+  forward?(device: ConnectedDevice, topic: string): boolean
+  /** Topics only this kind's clients may publish on: any other kind's message there is refused. */
+  reserves?(topic: string): boolean
 }
 
 /** Thrown by a decider when a well-formed message breaks a rule: recorded as a rejection. */

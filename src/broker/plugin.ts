@@ -7,7 +7,7 @@ import type { Socket } from 'node:net'
 import { admitConnections } from './admission.ts'
 import { FailedConnects } from './failed-connects.ts'
 import { blockedKey, RefusalLedger, SUMMARY_WINDOW_MS } from './refusal-ledger.ts'
-import { createDeviceBroker, deviceOf } from './broker.ts'
+import { createDeviceBroker, deviceOf, type BrokerObserver } from './broker.ts'
 import type { DeviceKind } from './device-kind.ts'
 import { DevicePersistence, type OwnedRetained } from './retained.ts'
 
@@ -45,6 +45,8 @@ export interface DeviceBrokerDecorator {
    * publishes there (retained) is delivered to current subscribers and not kept by the broker.
    */
   ownRetained(source: OwnedRetained): void
+  /** Run before the broker closes its connections at shutdown (a last publish to the clients still connected). */
+  beforeClose(task: () => Promise<void>): void
   /** Close every connection of a device whose credentials were withdrawn (a removed charger). */
   disconnectDevice(streamId: string): void
   /** Accepted MQTT connections waiting for their turn to be set up (after a power cut, the fleet). */
@@ -69,9 +71,11 @@ export interface BrokerOptions {
   maxAuthFailuresPerMinute: number
   /** How long a blocked address's connections are closed at the socket. */
   authBlockSeconds: number
+  /** Told of every message and connection as it happens (the metrics); the broker knows no more of it. */
+  observer?: BrokerObserver
 }
 
-export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusalsPerMinute, maxAuthFailuresPerMinute, authBlockSeconds }) {
+export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusalsPerMinute, maxAuthFailuresPerMinute, authBlockSeconds, observer }) {
   // Devices the log still calls connected were cut off by an unclean stop: say so first.
   // (A read-only copy is the past: there they were connected, and nothing is recorded.)
   const stale = app.store.readOnly ? [] : app.devices.connected()
@@ -113,7 +117,8 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
     persistence,
     ledger,
     failedConnects,
-    releasePlace: client => admission.release((client as Client & { conn: Socket }).conn)
+    releasePlace: client => admission.release((client as Client & { conn: Socket }).conn),
+    observer
   })
   aedes.on('connackSent', (_packet, client: Client) => admission.release((client as Client & { conn: Socket }).conn))
 
@@ -130,6 +135,7 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
     failedConnects.sweep()
     void recordSummaries()
   }, SUMMARY_WINDOW_MS)
+  const closingTasks: Array<() => Promise<void>> = []
   let tcp: Server | undefined
   let tcpPort: number | undefined
 
@@ -148,6 +154,7 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
     registerKind (kind: DeviceKind) { kinds.set(kind.kind, kind) },
     hasKind: (name: string) => kinds.has(name),
     ownRetained (source: OwnedRetained) { persistence.own(source) },
+    beforeClose (task: () => Promise<void>) { closingTasks.push(task) },
     disconnectDevice (streamId: string) {
       // Aedes keeps its connected clients by id; its types do not list the map.
       for (const client of Object.values((aedes as unknown as { clients: Record<string, Client> }).clients)) {
@@ -170,6 +177,7 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
   })
 
   app.addHook('preClose', async () => {
+    for (const task of closingTasks) await task().catch(error => app.log.warn({ err: error }, 'a task before the broker closed failed'))
     const closing = tcp === undefined ? Promise.resolve() : new Promise(resolve => tcp!.close(resolve))
     await new Promise<void>(resolve => aedes.close(() => resolve()))
     await closing

@@ -1,10 +1,12 @@
 import type { FastifyInstance } from 'fastify'
 import { registryQueries } from '../devices/registry.ts'
+import { chargerHomeAssistant } from './home-assistant.ts'
 import { chargerDeviceKind } from './mqtt.ts'
 import { chargerQueries } from './projections.ts'
 import chargerRoutes from './routes.ts'
 import chargerSockets from './websockets.ts'
 import { chargerState } from './state.ts'
+import { chargerTopics } from './topics.ts'
 import { chargerChannels } from './channels.ts'
 
 export { chargersProjection } from './projections.ts'
@@ -22,6 +24,8 @@ export default async function chargers (app: FastifyInstance, { maxRate, maxRefu
   const minIntervalMs = 1000 / maxRate
   app.broker.registerKind(chargerDeviceKind(queries, minIntervalMs))
   app.deviceStates.declare(chargerState)
+  app.homeAssistant.declare(chargerHomeAssistant(queries))
+  app.mqttTopics.declare(chargerTopics)
   app.deviceChannels.declare(...chargerChannels)
   // A removed pair's MQTT sessions end with it: its password no longer opens anything.
   const unsubscribe = app.store.subscribe(events => {

@@ -28,7 +28,8 @@ const chargerRoutes: FastifyPluginAsyncZod<ChargerRoutesOptions> = async functio
 
   app.post('/api/v1/chargers', {
     schema: {
-      body: z.object({ charger_id: PairId, widget_id: PairId, network_identifier: z.string() }),
+      body: z.object({ charger_id: PairId, widget_id: PairId, network_identifier: z.string() })
+        .meta({ examples: [{ charger_id: 'c1234', widget_id: 'wABCD', network_identifier: '0a71a8d8-40c6-4086-a64e-58e38350cb53' }] }),
       response: { 201: z.object({ charger_id: z.string(), widget_id: z.string(), token: z.string(), mqtt: z.object({ username: z.string(), password: z.string() }) }), ...Errors }
     }
   }, async (request, reply) => {

@@ -97,7 +97,16 @@ const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async funct
     for (const socket of [...widgets.members(), ...connections.members()]) socket.close(1001, 'service stopping')
   })
 
-  app.get('/chargers/:id', { websocket: true, schema: { params: Params, querystring: TokenQuery } }, (socket, request) => {
+  app.get('/chargers/:id', {
+    websocket: true,
+    schema: {
+      security: [{ pair_token: [] }],
+      description: 'A charger sends `{"event": "StateOfCharge", "data": {"soc": 0..100}}`. A bad message or one past CHARGER_MAX_RATE gets ' +
+        '`{"event": "error", "data": {reason, message}}` and stays open. An unknown id closes with 4404, a missing or wrong token with 4401.',
+      params: Params,
+      querystring: TokenQuery
+    }
+  }, (socket, request) => {
     const chargerId = request.params.id
     const pair = chargers.charger(chargerId)
     if (!admit(socket, pair, request.query.token, 'charger')) return
@@ -163,7 +172,16 @@ const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async funct
     })
   })
 
-  app.get('/widgets/:id', { websocket: true, schema: { params: Params, querystring: TokenQuery } }, (socket, request) => {
+  app.get('/widgets/:id', {
+    websocket: true,
+    schema: {
+      security: [{ pair_token: [] }],
+      description: 'A widget receives `{"event": "chargingStatus", "data": {"status"}}`: at connect if known, then on each change. ' +
+        'An unknown id closes with 4404, a missing or wrong token with 4401.',
+      params: Params,
+      querystring: TokenQuery
+    }
+  }, (socket, request) => {
     const pair = chargers.widget(request.params.id)
     if (!admit(socket, pair, request.query.token, 'widget')) return
     track(widgets, pair.widget_id, socket)

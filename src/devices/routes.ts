@@ -35,7 +35,14 @@ const deviceRoutes: FastifyPluginAsyncZod<DeviceRoutesOptions> = async function 
   // Checked before the upgrade: a refusal is a plain HTTP 401 or 404.
   app.get('/api/v1/devices/:id/ws', {
     websocket: true,
-    schema: { params: z.object({ id: z.string() }), response: Errors },
+    schema: {
+      description: 'The live channels of one device. Send `{"type": "subscribe", "channels": [...]}`, `unsubscribe`, `ping`; ' +
+        'receive `connected`, `pong`, `subscribed`/`unsubscribed`, `{"type": "error", "message"}`, and `{"type": <channel>, "data", "position"}`: ' +
+        'the channel\'s snapshot on subscribe, then one message per relevant event as it commits. Channels: status, events, and those of the device\'s kind ' +
+        '(measurements, logs, heartbeats, configuration; system-info, processes, network-interfaces, history, metrics; charging).',
+      params: z.object({ id: z.string() }),
+      response: Errors
+    },
     preHandler: async request => { visible(request.params.id, request.userId) }
   }, (socket, request) => {
     live.join(visible(request.params.id, request.userId), socket)
@@ -43,7 +50,12 @@ const deviceRoutes: FastifyPluginAsyncZod<DeviceRoutesOptions> = async function 
 
   app.get('/api/v1/networks/:network/presence', {
     websocket: true,
-    schema: { params: z.object({ network: z.string() }), response: Errors },
+    schema: {
+      description: 'Every device of a network on one socket: `{"type": "snapshot", "data": [{id, kind, online, last_seen, connected_since}]}` at connect, ' +
+        'then `{"type": "status", data, position}` per change (a device\'s reports at most every 10 s).',
+      params: z.object({ network: z.string() }),
+      response: Errors
+    },
     preHandler: async request => { app.requireMember(request.params.network, request.userId) }
   }, (socket, request) => {
     presence.join(request.params.network, socket)

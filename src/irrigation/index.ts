@@ -1,11 +1,13 @@
 import type { FastifyInstance } from 'fastify'
 import { createTicker } from '../live/websocket.ts'
+import { zoneHomeAssistant } from './home-assistant.ts'
 import { createZoneLive } from './live.ts'
 import { zoneDeviceKind } from './mqtt.ts'
 import { zoneQueries } from './projections.ts'
 import irrigationRoutes from './routes.ts'
 import { createZoneControl } from './zone-control.ts'
 import { zoneState } from './state.ts'
+import { zoneTopics } from './topics.ts'
 
 export { zonesProjection } from './projections.ts'
 
@@ -19,10 +21,12 @@ export default async function irrigation (app: FastifyInstance, { defaultZone, r
   const zones = zoneQueries(app.store.db)
   app.broker.registerKind(zoneDeviceKind(zones))
   app.deviceStates.declare(zoneState)
+  app.mqttTopics.declare(zoneTopics)
   const control = createZoneControl({ store: app.store, broker: app.broker, clock: app.clock, zones, log: app.log })
   const ticker = createTicker(app.clock, 1000)
   const live = createZoneLive(ticker, control, zones)
   control.start()
+  app.homeAssistant.declare(zoneHomeAssistant({ zones, control, clock: app.clock }))
   app.addHook('preClose', async () => {
     live.close()
     ticker.close()

@@ -5,6 +5,7 @@ import { z } from 'zod'
 import { bearerToken, userMetadata } from '../accounts/authentication.ts'
 import { newSecret, sha256 } from '../accounts/secrets.ts'
 import { ZoneNotFound } from '../errors.ts'
+import { defaultSecurity } from '../docs/openapi.ts'
 import { Detail } from '../http/schemas.ts'
 import { decideZone, initialZoneState, type ZoneCommand } from './decider.ts'
 import type { ZoneLive } from './live.ts'
@@ -57,7 +58,8 @@ const irrigationRoutes: FastifyPluginAsyncZod<IrrigationRoutesOptions> = async f
 
     api.post('/api/v1/zones', {
       schema: {
-        body: z.object({ name: z.string().min(1).max(200), network_identifier: z.string(), timer_seconds: z.number().finite().positive().max(MAX_SECONDS).default(10) }),
+        body: z.object({ name: z.string().min(1).max(200), network_identifier: z.string(), timer_seconds: z.number().finite().positive().max(MAX_SECONDS).default(10) })
+          .meta({ examples: [{ name: 'lawn', network_identifier: '0a71a8d8-40c6-4086-a64e-58e38350cb53', timer_seconds: 600 }] }),
         response: { 201: z.object({ zone_identifier: z.string(), mqtt: z.object({ username: z.string(), password: z.string() }) }), ...Errors }
       }
     }, async (request, reply) => {
@@ -101,7 +103,11 @@ const irrigationRoutes: FastifyPluginAsyncZod<IrrigationRoutesOptions> = async f
     // The zone is checked before the upgrade, so a refusal is a plain HTTP 401 or 404.
     api.get('/api/v1/zones/:zone/ws', {
       websocket: true,
-      schema: { params: ZoneParams, response: Errors },
+      schema: {
+        description: 'A zone\'s clock: `{"type": "state", mode, since, to}` on connect and then when it changes; `{"type": "clock", timestamp}` every second.',
+        params: ZoneParams,
+        response: Errors
+      },
       preHandler: async request => { visible(request.params.zone, request.userId) }
     }, (socket, request) => {
       live.joinChannel(visible(request.params.zone, request.userId), socket)
@@ -114,6 +120,8 @@ const irrigationRoutes: FastifyPluginAsyncZod<IrrigationRoutesOptions> = async f
     root.addHook('onRequest', async (request, reply) => {
       if (!rootIsPublic || bearerToken(request) !== undefined) await app.requireUser(request, reply)
     })
+    // IRRIGATION_PUBLIC: a token is optional (an empty requirement), else required as everywhere.
+    const rootSecurity = rootIsPublic ? { security: [{}, ...defaultSecurity] } : {}
     const defaultZoneOf = (request: FastifyRequest): ZoneRow => {
       const zone = defaultZone === undefined ? zones.first() : zones.find(defaultZone)
       if (zone === undefined) throw new ZoneNotFound()
@@ -122,17 +130,24 @@ const irrigationRoutes: FastifyPluginAsyncZod<IrrigationRoutesOptions> = async f
     }
 
     for (const name of ['manual', 'timer', 'stop'] as const) {
-      root.get(`/${name}`, { schema: { querystring: TimerQuery, response: { 200: z.string(), ...Errors } } }, async (request, reply) => {
+      // A GET that records (as the reference's): it can meet the log's 503 too.
+      root.get(`/${name}`, {
+        schema: { ...rootSecurity, querystring: TimerQuery, response: { 200: { content: { 'text/plain': { schema: z.literal(REFERENCE_TEXT[name]) } } }, ...Errors, 503: Detail } }
+      }, async (request, reply) => {
         const zone = defaultZoneOf(request)
         await control.decide(zone.zone_id, command(name, request.query.duration), metadataOf(request))
         return reply.type('text/plain; charset=utf-8').send(REFERENCE_TEXT[name])
       })
     }
 
-    root.get('/history', { schema: { querystring: HistoryQuery, response: { 200: z.array(HistoryEntry), ...Errors } } },
+    root.get('/history', { schema: { ...rootSecurity, querystring: HistoryQuery, response: { 200: z.array(HistoryEntry), ...Errors } } },
       async request => zones.history(defaultZoneOf(request).zone_id, request.query.limit).map(historyView))
 
-    root.get('/ws', { websocket: true, schema: { response: Errors }, preHandler: async request => { defaultZoneOf(request) } }, (socket, request) => {
+    root.get('/ws', {
+      websocket: true,
+      schema: { ...rootSecurity, description: 'The reference\'s clock, every second: `{mode, timestamp, since, to}` of the default zone.', response: Errors },
+      preHandler: async request => { defaultZoneOf(request) }
+    }, (socket, request) => {
       live.joinReference(defaultZoneOf(request), socket)
     })
   })

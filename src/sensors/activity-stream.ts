@@ -123,7 +123,11 @@ const activityStream: FastifyPluginAsyncZod<ActivityStreamOptions> = async funct
 
   app.get('/streams/:network_identifier', {
     onRequest: app.requireUser,
-    schema: { params: z.object({ network_identifier: z.string() }), response: { 401: Detail, 404: Detail } }
+    schema: {
+      description: 'Server-sent events: `measurements`, `log_messages`, `heartbeats` as each commits (`id:` is its log position), and `summary` on connect and every STREAM_SUMMARY_INTERVAL_SECONDS.',
+      params: z.object({ network_identifier: z.string() }),
+      response: { 200: { description: 'The event stream, open until the client leaves.', content: { 'text/event-stream': { schema: z.string() } } }, 401: Detail, 404: Detail }
+    }
   }, async (request, reply) => {
     const networkId = request.params.network_identifier
     app.requireMember(networkId, request.userId)

@@ -1,10 +1,12 @@
 import type { FastifyInstance } from 'fastify'
 import type { ConfigurationMessage } from '../../events/sensors.ts'
 import activityStream from './activity-stream.ts'
+import { sensorHomeAssistant } from './home-assistant.ts'
 import { configurationTopic, sensorDeviceKind } from './mqtt.ts'
 import { sensorQueries } from './projections.ts'
 import sensorRoutes from './routes.ts'
 import { sensorState } from './state.ts'
+import { sensorTopics } from './topics.ts'
 import { sensorChannels } from './channels.ts'
 
 export { sensorProjections } from './projections.ts'
@@ -16,6 +18,8 @@ export default async function sensors (app: FastifyInstance, options: SensorsOpt
   const queries = sensorQueries(app.store.db)
   app.broker.registerKind(sensorDeviceKind(queries))
   app.deviceStates.declare(sensorState)
+  app.homeAssistant.declare(sensorHomeAssistant(app.store.db))
+  app.mqttTopics.declare(sensorTopics)
   app.deviceChannels.declare(...sensorChannels(queries))
 
   // configurations/<id> is retained and QoS 1, so a sensor that connects later gets the latest:

@@ -14,7 +14,7 @@ const SensorBody = z.object({
   sensor_name: z.string().min(1).max(200),
   network_identifier: z.string(),
   configuration: JsonObject
-})
+}).meta({ examples: [{ sensor_name: 'bulbasaur', network_identifier: '0a71a8d8-40c6-4086-a64e-58e38350cb53', configuration: { interval: 5 } }] })
 const SensorParams = z.object({ sensor_identifier: z.string() })
 const PageQuery = z.object({
   creation_timestamp: z.coerce.number().finite().optional(),

@@ -1,11 +1,13 @@
 import type { FastifyInstance } from 'fastify'
 import { startCallbackDelivery } from './callbacks.ts'
+import { socketHomeAssistant } from './home-assistant.ts'
 import { socketDeviceKind } from './mqtt.ts'
 import { createPlugControl } from './plug-control.ts'
 import { socketQueries } from './projections.ts'
 import socketRoutes from './routes.ts'
 import { startSocketTimers } from './timers.ts'
 import { socketState } from './state.ts'
+import { socketTopics } from './topics.ts'
 
 export { socketsProjection } from './projections.ts'
 
@@ -30,6 +32,8 @@ export default async function sockets (app: FastifyInstance, { replyTimeoutMs, r
     log: app.log
   })
   app.deviceStates.declare(socketState)
+  app.homeAssistant.declare(socketHomeAssistant({ sockets: queries, control, tasmota: app.homeAssistant.tasmota }))
+  app.mqttTopics.declare(socketTopics)
   // When a plug subscribes to its commands: first what it should be, if it has not confirmed it
   // (a command published while it was away is lost), then ask for its general status.
   app.broker.registerKind(socketDeviceKind(queries, socketId => {

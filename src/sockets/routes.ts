@@ -60,7 +60,7 @@ const socketRoutes: FastifyPluginAsyncZod<SocketRoutesOptions> = async function 
         topic: z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/).refine(topic => topic !== GROUP_TOPIC, 'is the group topic'),
         network_identifier: z.string(),
         full_topic: z.string().regex(/^[^#+]*%prefix%[^#+]*$/).refine(t => t.includes('%topic%'), 'must contain %topic%').default(DEFAULT_FULL_TOPIC)
-      }),
+      }).meta({ examples: [{ name: 'kitchen', topic: 'kitchen-plug', network_identifier: '0a71a8d8-40c6-4086-a64e-58e38350cb53' }] }),
       response: { 201: z.object({ socket_identifier: z.string(), topic: z.string(), mqtt: z.object({ username: z.string(), password: z.string() }) }), ...Errors }
     }
   }, async (request, reply) => {
@@ -181,7 +181,8 @@ const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = async funct
   }
 
   app.get('/wait', {
-    schema: { params: SocketParams, querystring: z.object({ duration: seconds }), response: { 200: z.object({ waiting: z.literal(true) }), ...Errors } }
+    // A GET that records the wait: it can meet the log's 503 too.
+    schema: { params: SocketParams, querystring: z.object({ duration: seconds }), response: { 200: z.object({ waiting: z.literal(true) }), ...Errors, 503: Message } }
   }, async (request, reply) => {
     await control.startWait(resolve(request), request.query.duration, callbacksOf(request, reply), userMetadata(request))
     return { waiting: true as const }

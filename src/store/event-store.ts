@@ -50,7 +50,9 @@ export interface Decider<C, S, E extends DomainEvent> {
   state(streamId: string): S
   decide(command: C, state: S): E[]
 }
-export type CommitListener = (events: readonly RecordedEvent[]) => void
+/** A committed group as the metrics see it: its units of work, and the writer's time from BEGIN to COMMIT. */
+export interface GroupCommit { units: number, seconds: number }
+export type CommitListener = (events: readonly RecordedEvent[], group: GroupCommit) => void
 
 export interface EventFilter {
   after?: number
@@ -367,8 +369,9 @@ export class EventStore {
     this.hash = group.events.at(-1)!.hash
     for (const [stream, version] of group.versions) this.committedVersions.set(stream, version)
     for (const unit of group.units) unit.pending.resolve(unit.value)
+    const commit: GroupCommit = { units: group.units.length, seconds: reply.seconds }
     for (const listener of this.listeners) {
-      try { listener(group.events) } catch { /* a listener's failure must not undo a commit */ }
+      try { listener(group.events, commit) } catch { /* a listener's failure must not undo a commit */ }
     }
     this.flush()
   }

@@ -27,7 +27,8 @@ export type WriterRequest =
   | { op: 'close', id: number }
 
 export type WriterReply =
-  | { id: number, ok: true, hashes: string[] }
+  /** `seconds`: from BEGIN to the end of COMMIT (inserts, projections, fsync), timed here where it runs. */
+  | { id: number, ok: true, hashes: string[], seconds: number }
   /** `cause`: the storage failed (see storageCause); the whole group failed with it (`unit` is null). */
   | { id: number, ok: false, unit: number | null, error: { name: string, message: string, code?: string }, cause?: string }
 
@@ -96,6 +97,7 @@ export class Writer {
     const hashes: string[] = new Array(rows.length)
     let previous = this.hash
     let index = -1
+    const began = performance.now()
     try {
       // Inside the try: BEGIN fails too when the disk is read-only or busy, and that is the group's failure, not the thread's.
       this.begin.run()
@@ -136,7 +138,7 @@ export class Writer {
     this.types.committed()
     this.position += rows.length
     this.hash = previous
-    return { id, ok: true, hashes }
+    return { id, ok: true, hashes, seconds: (performance.now() - began) / 1000 }
   }
 
   maxPageCount (pages: number): number {
@@ -163,7 +165,7 @@ if (parentPort !== null && (workerData as WriterInit | undefined)?.path !== unde
       port.postMessage({ id: request.id, maxPageCount: writer.maxPageCount(request.pages) } satisfies WriterLimitReply)
     } else {
       writer.close()
-      port.postMessage({ id: request.id, ok: true, hashes: [] } satisfies WriterReply)
+      port.postMessage({ id: request.id, ok: true, hashes: [], seconds: 0 } satisfies WriterReply)
       port.close()
     }
   })
