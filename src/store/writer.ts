@@ -152,11 +152,12 @@ export class Writer {
   }
 }
 
-if (parentPort !== null && (workerData as WriterInit | undefined)?.path !== undefined) {
+/** The writer thread's work, with the module that lists its projections (bundled with it, or imported through tsx). */
+export function runWriter (module: Record<string, unknown>): void {
+  if (parentPort === null) throw new Error('the writer runs in a worker thread')
   const port = parentPort
   const init = workerData as WriterInit
-  const module = await import(init.projectionsModule) as Record<string, readonly Projection[]>
-  const writer = new Writer(openDatabase(init.path, 'writer'), module[init.projectionsExport] ?? [])
+  const writer = new Writer(openDatabase(init.path, 'writer'), (module[init.projectionsExport] as readonly Projection[] | undefined) ?? [])
   port.postMessage({ ready: true, position: writer.position, hash: writer.hash } satisfies WriterReady)
   port.on('message', (request: WriterRequest) => {
     if (request.op === 'commit') {
