@@ -1,4 +1,5 @@
 import type { Db } from '../store/database.ts'
+import type { SensorQueries } from './projections.ts'
 import { componentKey, type ComponentSpec, type HomeAssistantDeclaration, type StateValue } from '../home-assistant/declaration.ts'
 
 /**
@@ -24,14 +25,25 @@ const ALIASES: Record<string, string> = { temp: 'temperature', lux: 'illuminance
 const SEVERITY_KEY = 'log_severity'
 export const SEVERITIES = ['debug', 'info', 'warning', 'error']
 
-export function sensorHomeAssistant (db: Db): HomeAssistantDeclaration {
-  const fields = db.prepare('SELECT field, value FROM sensor_latest_values WHERE sensor_id = ? ORDER BY field')
+export function sensorHomeAssistant (db: Db, sensors: SensorQueries): HomeAssistantDeclaration {
   const severity = db.prepare('SELECT severity FROM log_messages WHERE sensor_id = ? ORDER BY creation_timestamp DESC, position DESC LIMIT 1').pluck()
   const keyOf = (field: string) => {
     const key = componentKey(field)
     return key === SEVERITY_KEY ? componentKey(`measured ${field}`) : key
   }
-  const latest = (sensorId: string) => fields.all(sensorId) as Array<{ field: string, value: number }>
+  /**
+   * Each numeric field of the sensor's newest measurements (a page, by its own timestamp), with
+   * its newest value: read from the log when Home Assistant needs it, so ingest pays nothing.
+   */
+  const latest = (sensorId: string): Array<{ field: string, value: number }> => {
+    const values = new Map<string, number>()
+    for (const { measurement } of sensors.measurements(sensorId, undefined, 'previous').reverse()) {
+      for (const [field, value] of Object.entries(measurement)) {
+        if (typeof value === 'number' && Number.isFinite(value) && !values.has(field)) values.set(field, value)
+      }
+    }
+    return [...values].map(([field, value]) => ({ field, value })).sort((a, b) => a.field < b.field ? -1 : 1)
+  }
   return {
     kind: 'sensor',
     model: 'Sensor',

@@ -18,7 +18,7 @@ export default async function sensors (app: FastifyInstance, options: SensorsOpt
   const queries = sensorQueries(app.store.db)
   app.broker.registerKind(sensorDeviceKind(queries))
   app.deviceStates.declare(sensorState)
-  app.homeAssistant.declare(sensorHomeAssistant(app.store.db))
+  app.homeAssistant.declare(sensorHomeAssistant(app.store.db, queries))
   app.mqttTopics.declare(sensorTopics)
   app.deviceChannels.declare(...sensorChannels(queries))
 

@@ -170,47 +170,7 @@ export const logMessagesProjection: Projection = {
   }
 }
 
-/**
- * The latest value of each numeric field a sensor measured (by the sensor's own timestamp):
- * Home Assistant's sensor components and their state. Written once per field per group.
- */
-export const sensorLatestValuesProjection: Projection = {
-  name: 'sensor_latest_values',
-  version: 1,
-  handles: ['MeasurementsRecorded'],
-  tables: ['sensor_latest_values'],
-  ddl: `CREATE TABLE IF NOT EXISTS sensor_latest_values (
-      sensor_id TEXT NOT NULL, field TEXT NOT NULL, value REAL NOT NULL, timestamp REAL NOT NULL,
-      PRIMARY KEY (sensor_id, field)
-    ) STRICT, WITHOUT ROWID;`,
-  prepare (db) {
-    const upsert = db.prepare(`INSERT INTO sensor_latest_values (sensor_id, field, value, timestamp) VALUES (?, ?, ?, ?)
-      ON CONFLICT (sensor_id, field) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp
-      WHERE excluded.timestamp >= sensor_latest_values.timestamp`)
-    const latest = new Map<string, { sensor: string, field: string, value: number, timestamp: number }>()
-    return {
-      apply (event) {
-        if (event.type !== 'MeasurementsRecorded') return
-        const sensor = event.data.sensor_identifier
-        for (const { timestamp, value } of event.data.measurements) {
-          for (const [field, reading] of Object.entries(value)) {
-            if (typeof reading !== 'number' || !Number.isFinite(reading)) continue
-            const key = `${sensor}\u0000${field}`
-            const held = latest.get(key)
-            if (held === undefined || timestamp >= held.timestamp) latest.set(key, { sensor, field, value: reading, timestamp })
-          }
-        }
-      },
-      flush () {
-        for (const { sensor, field, value, timestamp } of latest.values()) upsert.run(sensor, field, value, timestamp)
-        latest.clear()
-      },
-      discard: () => { latest.clear() }
-    }
-  }
-}
-
-export const sensorProjections = [sensorsProjection, measurementsProjection, logMessagesProjection, sensorLatestValuesProjection]
+export const sensorProjections = [sensorsProjection, measurementsProjection, logMessagesProjection]
 
 export interface SensorRow {
   sensor_id: string
