@@ -185,3 +185,16 @@ t.test('a refusal is counted once even when its group is run again: limit 3, two
   const cutOff = (await eventsOf(service, sensor.token, `sensor-${sensor.sensorId}`, 'DeviceDisconnected'))
   t.same(cutOff, [], 'no disconnection recorded')
 })
+
+t.test('a kind is declared once, whole, and only if the list has it', async t => {
+  const service = await startService(t)
+  const sensor = deviceKinds[0]
+  const behaviour = (kind: string) => ({
+    mqtt: { kind, interpretPublish: () => ({ refused: true as const, reason: 'unknown_topic' as const, detail: '' }), refuseSubscription: () => null },
+    state: { ...service.app.deviceStates.of('sensor')!, kind },
+    topics: []
+  })
+  t.throws(() => service.app.deviceKinds.declare({ kind: 'lock', registration: {} }, behaviour('lock')), /lock is not in the list/, 'a kind missing from src/kinds.ts')
+  t.throws(() => service.app.deviceKinds.declare(sensor, behaviour('sensor')), /sensor is declared twice/, 'a kind declared twice')
+  t.throws(() => service.app.deviceKinds.declare({ ...sensor, kind: 'socket' }, behaviour('sensor')), /socket declares the mqtt of sensor/, 'parts of another kind')
+})

@@ -56,7 +56,7 @@ export interface BrokerObserver {
 export interface DeviceBrokerOptions {
   store: EventStore
   devices: DeviceQueries
-  /** Filled by each capability's plugin (broker.registerKind); read at every message. */
+  /** Filled by each capability's plugin (app.deviceKinds.declare registers its mqtt part); read at every message. */
   kinds: ReadonlyMap<string, DeviceKind>
   log: FastifyBaseLogger
   clock: Clock

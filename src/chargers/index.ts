@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { registryQueries } from '../devices/registry.ts'
 import { chargerHomeAssistant } from './home-assistant.ts'
+import { chargerKind } from './kind.ts'
 import { chargerDeviceKind } from './mqtt.ts'
 import { chargerQueries } from './projections.ts'
 import chargerRoutes from './routes.ts'
@@ -22,11 +23,13 @@ export interface ChargersOptions {
 export default async function chargers (app: FastifyInstance, { maxRate, maxRefusalsPerMinute }: ChargersOptions) {
   const queries = chargerQueries(app.store.db)
   const minIntervalMs = 1000 / maxRate
-  app.broker.registerKind(chargerDeviceKind(queries, minIntervalMs))
-  app.deviceStates.declare(chargerState)
-  app.homeAssistant.declare(chargerHomeAssistant(queries))
-  app.mqttTopics.declare(chargerTopics)
-  app.deviceChannels.declare(...chargerChannels)
+  app.deviceKinds.declare(chargerKind, {
+    mqtt: chargerDeviceKind(queries, minIntervalMs),
+    state: chargerState,
+    channels: chargerChannels,
+    topics: chargerTopics,
+    homeAssistant: chargerHomeAssistant(queries)
+  })
   // A removed pair's MQTT sessions end with it: its password no longer opens anything.
   const unsubscribe = app.store.subscribe(events => {
     for (const event of events) if (event.type === 'ChargerRemoved') app.broker.disconnectDevice(event.stream_id)

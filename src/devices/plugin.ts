@@ -1,7 +1,10 @@
 import fp from 'fastify-plugin'
 import { z } from 'zod'
+import type { DeviceKind } from '../broker/device-kind.ts'
+import type { MqttTopic } from '../docs/mqtt-topics.ts'
+import type { HomeAssistantDeclaration } from '../home-assistant/declaration.ts'
 import type { DeviceKindDeclaration } from './kind.ts'
-import { LiveChannels } from './live-channels.ts'
+import { LiveChannels, type LiveChannel } from './live-channels.ts'
 import { presenceStatus } from './presence-status.ts'
 import { deviceQueries, type DeviceQueries } from './projections.ts'
 import { registryQueries, type RegisteredDevice, type RegistryQueries } from './registry.ts'
@@ -19,20 +22,41 @@ export const deviceViewSchema = (kinds: readonly string[]) => z.object({
 })
 export type DeviceView = z.infer<ReturnType<typeof deviceViewSchema>>
 
+/**
+ * What a kind of device does in the running service, declared by its capability's plugin with its
+ * kind (`app.deviceKinds.declare(sensorKind, { ... })`): with the kind's registration
+ * (src/<capability>/kind.ts), the whole of what the shared parts know of it.
+ */
+export interface DeviceKindBehaviour {
+  /** Its MQTT topics and ACL: how the broker reads what it publishes and what it may subscribe to. */
+  mqtt: DeviceKind
+  /** Its state, folded from its own stream (GET /api/v1/devices/<id>/state). */
+  state: DeviceStateDeclaration
+  /** Its live channels on /api/v1/devices/<id>/ws, beside the shared ones. */
+  channels?: readonly LiveChannel[]
+  /** Its topics and payloads as data: the AsyncAPI document (GET /docs/asyncapi.json). */
+  topics: readonly MqttTopic[]
+  /** How it appears in Home Assistant (HA_DISCOVERY). */
+  homeAssistant?: HomeAssistantDeclaration
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     devices: DeviceQueries
     /** Every device of every kind, by id, stream and network. */
     deviceRegistry: RegistryQueries
     /** The kinds of device (src/kinds.ts), and a device as the API shows it. */
-    deviceKinds: { names: readonly string[], View: ReturnType<typeof deviceViewSchema>, view(device: RegisteredDevice): DeviceView }
+    deviceKinds: {
+      names: readonly string[]
+      View: ReturnType<typeof deviceViewSchema>
+      view(device: RegisteredDevice): DeviceView
+      /** A capability declares what its kind does: the broker, the channels, the state, the documents and Home Assistant derive from it. */
+      declare(kind: DeviceKindDeclaration, behaviour: DeviceKindBehaviour): void
+    }
     /** The live channels of `/api/v1/devices/<id>/ws`: the shared ones and those each capability declares. */
     deviceChannels: LiveChannels
-    /** Each kind's fold of its own stream, declared by its capability (GET /api/v1/devices/<id>/state). */
-    deviceStates: {
-      declare(declaration: DeviceStateDeclaration): void
-      of(kind: string): DeviceStateDeclaration | undefined
-    }
+    /** Each kind's fold of its own stream, as its capability declared it (GET /api/v1/devices/<id>/state). */
+    deviceStates: { of(kind: string): DeviceStateDeclaration | undefined }
   }
 }
 
@@ -50,23 +74,35 @@ export default fp<DevicesOptions>(async function devicesPlugin (app, { kinds, id
   const names = kinds.map(kind => kind.kind)
   app.decorate('devices', devices)
   app.decorate('deviceRegistry', registry)
+  const channels = new LiveChannels()
+  const declarations = new Map<string, DeviceStateDeclaration>()
   app.decorate('deviceKinds', {
     names,
     View: deviceViewSchema(names),
     view: (device: RegisteredDevice): DeviceView => ({
       id: device.device_id, kind: device.kind, name: device.name, network_identifier: device.network_id, ...presenceStatus(device, { registry, devices })
-    })
+    }),
+    declare (kind: DeviceKindDeclaration, behaviour: DeviceKindBehaviour) {
+      if (!names.includes(kind.kind)) throw new Error(`the device kind ${kind.kind} is not in the list (src/kinds.ts)`)
+      const parts = [['mqtt', behaviour.mqtt.kind], ['state', behaviour.state.kind], ['homeAssistant', behaviour.homeAssistant?.kind ?? kind.kind],
+        ...behaviour.topics.map(topic => [`topic ${topic.topic}`, topic.kind])]
+      for (const [part, name] of parts) {
+        if (name !== kind.kind) throw new Error(`the device kind ${kind.kind} declares the ${part} of ${name}`)
+      }
+      if (declarations.has(kind.kind)) throw new Error(`the device kind ${kind.kind} is declared twice`)
+      declarations.set(kind.kind, behaviour.state)
+      app.broker.registerKind(behaviour.mqtt)
+      channels.declare(...behaviour.channels ?? [])
+      app.mqttTopics.declare(behaviour.topics)
+      if (behaviour.homeAssistant !== undefined) app.homeAssistant.declare(behaviour.homeAssistant)
+    }
   })
-  app.decorate('deviceChannels', new LiveChannels())
-  const declarations = new Map<string, DeviceStateDeclaration>()
-  app.decorate('deviceStates', {
-    declare (declaration: DeviceStateDeclaration) { declarations.set(declaration.kind, declaration) },
-    of: (kind: string) => declarations.get(kind)
-  })
+  app.decorate('deviceChannels', channels)
+  app.decorate('deviceStates', { of: (kind: string) => declarations.get(kind) })
   // A kind in the list that its capability did not finish declaring is a start-up error, not a 500 later.
   app.addHook('onReady', async () => {
     for (const name of names) {
-      if (!declarations.has(name)) throw new Error(`the device kind ${name} declares no state (app.deviceStates.declare)`)
+      if (!declarations.has(name)) throw new Error(`the device kind ${name} is in the list but its capability did not declare it (app.deviceKinds.declare)`)
     }
     for (const { kind } of identities) {
       if (!app.broker.hasKind(kind)) throw new Error(`the kind ${kind} has credentials but no MQTT behaviour (app.broker.registerKind)`)

@@ -10,7 +10,7 @@ export interface TopicParameter {
 
 /**
  * One MQTT topic a kind of device uses, as data: declared by its capability
- * (`src/<capability>/topics.ts`, `app.mqttTopics.declare(...)`), documented in the AsyncAPI
+ * (`src/<capability>/topics.ts`, with its kind: `app.deviceKinds.declare`), documented in the AsyncAPI
  * document at /docs/asyncapi.json, and checked against the real broker by test/docs.test.ts.
  */
 export interface MqttTopic {

@@ -42,7 +42,7 @@ export interface NativeTopics {
 
 /**
  * How a kind of device appears in Home Assistant, declared by its capability
- * (`src/<capability>/home-assistant.ts`) to `app.homeAssistant.declare`.
+ * (`src/<capability>/home-assistant.ts`) with its kind (`app.deviceKinds.declare`), which hands it to `app.homeAssistant.declare`.
  */
 export interface HomeAssistantDeclaration {
   /** As the device registry names it; its topics are `devicelog/ha/<kind>/<id>/...`. */

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { hostHomeAssistant } from './home-assistant.ts'
+import { hostKind } from './kind.ts'
 import { hostDeviceKind } from './mqtt.ts'
 import { hostState } from './state.ts'
 import { hostTopics } from './topics.ts'
@@ -11,10 +12,13 @@ export { hostMetricsProjection } from './projections.ts'
 
 /** Host agents: computers reporting system info, processes, interfaces and metrics over MQTT. */
 export default async function hosts (app: FastifyInstance) {
-  app.broker.registerKind(hostDeviceKind())
-  app.deviceStates.declare(hostState)
-  app.homeAssistant.declare(hostHomeAssistant(hostQueries(app.store.db)))
-  app.mqttTopics.declare(hostTopics)
-  app.deviceChannels.declare(...hostChannels(hostQueries(app.store.db)))
+  const queries = hostQueries(app.store.db)
+  app.deviceKinds.declare(hostKind, {
+    mqtt: hostDeviceKind(),
+    state: hostState,
+    channels: hostChannels(queries),
+    topics: hostTopics,
+    homeAssistant: hostHomeAssistant(queries)
+  })
   await app.register(hostRoutes)
 }

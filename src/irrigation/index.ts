@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { createTicker } from '../live/websocket.ts'
 import { zoneHomeAssistant } from './home-assistant.ts'
+import { zoneKind } from './kind.ts'
 import { createZoneLive } from './live.ts'
 import { zoneDeviceKind } from './mqtt.ts'
 import { zoneQueries } from './projections.ts'
@@ -19,14 +20,16 @@ export interface IrrigationOptions {
 /** Irrigation zones: valve controllers on the broker, the mode rules and timers, the clock over WebSocket. */
 export default async function irrigation (app: FastifyInstance, { defaultZone, rootIsPublic }: IrrigationOptions) {
   const zones = zoneQueries(app.store.db)
-  app.broker.registerKind(zoneDeviceKind(zones))
-  app.deviceStates.declare(zoneState)
-  app.mqttTopics.declare(zoneTopics)
   const control = createZoneControl({ store: app.store, broker: app.broker, clock: app.clock, zones, log: app.log })
   const ticker = createTicker(app.clock, 1000)
   const live = createZoneLive(ticker, control, zones)
   control.start()
-  app.homeAssistant.declare(zoneHomeAssistant({ zones, control, clock: app.clock }))
+  app.deviceKinds.declare(zoneKind, {
+    mqtt: zoneDeviceKind(zones),
+    state: zoneState,
+    topics: zoneTopics,
+    homeAssistant: zoneHomeAssistant({ zones, control, clock: app.clock })
+  })
   app.addHook('preClose', async () => {
     live.close()
     ticker.close()

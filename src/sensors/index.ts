@@ -8,6 +8,7 @@ import sensorRoutes from './routes.ts'
 import { sensorState } from './state.ts'
 import { sensorTopics } from './topics.ts'
 import { sensorChannels } from './channels.ts'
+import { sensorKind } from './kind.ts'
 
 export { sensorProjections } from './projections.ts'
 
@@ -16,11 +17,13 @@ export interface SensorsOptions { summaryIntervalSeconds: number }
 /** The sensor network: its device kind on the broker, its HTTP routes, its live stream. */
 export default async function sensors (app: FastifyInstance, options: SensorsOptions) {
   const queries = sensorQueries(app.store.db)
-  app.broker.registerKind(sensorDeviceKind(queries))
-  app.deviceStates.declare(sensorState)
-  app.homeAssistant.declare(sensorHomeAssistant(app.store.db, queries))
-  app.mqttTopics.declare(sensorTopics)
-  app.deviceChannels.declare(...sensorChannels(queries))
+  app.deviceKinds.declare(sensorKind, {
+    mqtt: sensorDeviceKind(queries),
+    state: sensorState,
+    channels: sensorChannels(queries),
+    topics: sensorTopics,
+    homeAssistant: sensorHomeAssistant(app.store.db, queries)
+  })
 
   // configurations/<id> is retained and QoS 1, so a sensor that connects later gets the latest:
   // the broker reads it from the projection when the sensor subscribes, so nothing is

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { startCallbackDelivery } from './callbacks.ts'
 import { socketHomeAssistant } from './home-assistant.ts'
+import { socketKind } from './kind.ts'
 import { socketDeviceKind } from './mqtt.ts'
 import { createPlugControl } from './plug-control.ts'
 import { socketQueries } from './projections.ts'
@@ -31,16 +32,18 @@ export default async function sockets (app: FastifyInstance, { replyTimeoutMs, r
     connected: socketId => app.devices.presence(`socket-${socketId}`).online,
     log: app.log
   })
-  app.deviceStates.declare(socketState)
-  app.homeAssistant.declare(socketHomeAssistant({ sockets: queries, control, tasmota: app.homeAssistant.tasmota }))
-  app.mqttTopics.declare(socketTopics)
-  // When a plug subscribes to its commands: first what it should be, if it has not confirmed it
-  // (a command published while it was away is lost), then ask for its general status.
-  app.broker.registerKind(socketDeviceKind(queries, socketId => {
-    control.resendDesired(socketId, 'reconnected')
-      .then(() => control.query(socketId, 'STATUS', '0'))
-      .catch(error => app.log.warn({ err: error }, 'could not bring a plug up to date'))
-  }))
+  app.deviceKinds.declare(socketKind, {
+    // When a plug subscribes to its commands: first what it should be, if it has not confirmed it
+    // (a command published while it was away is lost), then ask for its general status.
+    mqtt: socketDeviceKind(queries, socketId => {
+      control.resendDesired(socketId, 'reconnected')
+        .then(() => control.query(socketId, 'STATUS', '0'))
+        .catch(error => app.log.warn({ err: error }, 'could not bring a plug up to date'))
+    }),
+    state: socketState,
+    topics: socketTopics,
+    homeAssistant: socketHomeAssistant({ sockets: queries, control, tasmota: app.homeAssistant.tasmota })
+  })
   const stopTimers = startSocketTimers({ store: app.store, clock: app.clock, sockets: queries, control, log: app.log })
   const stopCallbacks = startCallbackDelivery({ store: app.store, clock: app.clock, sockets: queries, control, log: app.log })
   app.addHook('preClose', async () => {
