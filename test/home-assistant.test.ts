@@ -296,6 +296,17 @@ t.test('Home Assistant switches a plug and opens a valve through the same decide
   await switchedOff
   t.equal(plug.isOn, false, 'the plug is off')
 
+  // Pressed on at its button (no instance runs): OFF from Home Assistant still switches it off.
+  const pressed = committed(service, e => e.type === 'PowerReported' && e.stream_id === `socket-${house.socket.socketId}` && e.data.outcome === 'pressed')
+  await plug.press()
+  t.match((await pressed).data, { power: 'ON' }, 'the press is recorded')
+  const offAgain = committed(service, e => e.type === 'PowerReported' && e.stream_id === `socket-${house.socket.socketId}` && e.data.outcome === 'confirmed' && e.data.power === 'OFF')
+  await publish(ha.client, `devicelog/ha/socket/${house.socket.socketId}/set`, 'OFF')
+  await offAgain
+  t.equal(plug.isOn, false, 'a plug pressed on is switched off from Home Assistant')
+  const off = eventsOf(service, `socket-${house.socket.socketId}`).filter(e => e.type === 'SocketCommanded' && e.data.command === 'POWER').at(-1)!
+  t.match(off, { data: { payload: 'OFF', instance_identifier: null }, metadata: { actor } }, 'its POWER OFF names the account')
+
   // The valve: its controller follows the retained valve command, as the real one does.
   const valve = await connectValve(t, service, house.zone)
   valve.on('message', (_topic, payload) => {
@@ -332,7 +343,7 @@ t.test('Home Assistant switches a plug and opens a valve through the same decide
     { topic: 'measurements/anything', reason: 'foreign_topic' }
   ])
   t.ok(ha.client.connected, 'still connected')
-  t.equal(eventsOf(service, accountStream).filter(e => e.type === 'HomeAssistantCommandReceived').length, 4, 'no refused command was taken')
+  t.equal(eventsOf(service, accountStream).filter(e => e.type === 'HomeAssistantCommandReceived').length, 5, 'no refused command was taken (ON, OFF, OFF after the press, OPEN, CLOSE)')
 })
 
 t.test('the account\'s ACL: other subscriptions get 0x80 and are recorded; devices may not publish under either prefix', async t => {

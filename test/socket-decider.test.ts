@@ -343,3 +343,17 @@ t.test('evolve', async t => {
     t.strictSame([started(a), commanded('ON', a), emergencyStopped([])].reduce(evolveSocket, initialSocketState()), { status: 'unregistered' })
   })
 })
+
+t.test('switched off with no instance running (Home Assistant, after a press)', async t => {
+  const pressedOn = [...plugOff, reported('ON', 'pressed')]
+  t.test('a plug pressed on is sent POWER OFF, by nobody\'s instance', async t => {
+    spec(t).given(pressedOn).when({ type: 'SwitchOff' }).then([commanded('OFF', null)])
+  })
+  t.test('a plug already off, or with an OFF in flight, is sent nothing', async t => {
+    spec(t).given(plugOff).when({ type: 'SwitchOff' }).then([])
+    spec(t).given([...pressedOn, commanded('OFF', null)]).when({ type: 'SwitchOff' }).then([])
+  })
+  t.test('with instances running, their stops switch it off: nothing here', async t => {
+    spec(t).given(aRunning).when({ type: 'SwitchOff' }).then([])
+  })
+})

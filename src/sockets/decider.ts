@@ -17,6 +17,8 @@ export type SocketCommand =
   | { type: 'StopInstance', instance_identifier: string, reason: EventOf<'InstanceStopped'>['data']['reason'], at: number }
   | { type: 'DeleteInstance', instance_identifier: string }
   | { type: 'EmergencyStop', at: number }
+  /** Off, asked by a person with no instance running (a plug pressed on, switched off from Home Assistant). */
+  | { type: 'SwitchOff' }
   | { type: 'Recover' }
   | { type: 'Query', command: string, payload: string }
   | { type: 'RecordNoAnswer', power: Power, instance_identifier: string | null }
@@ -157,6 +159,10 @@ export function decideSocket (command: SocketCommand, state: SocketState, contex
       }]
     case 'EndWait':
       return context.waitPending === true ? [{ type: 'WaitEnded', data: { socket_identifier, wait_identifier: command.wait_identifier } }] : []
+    case 'SwitchOff':
+      // With instances running, it is theirs to switch off (their stops); off already, or on its way there: nothing.
+      if (state.running.length > 0 || (expectedPower(state) === 'OFF' && (state.desired ?? 'OFF') === 'OFF')) return []
+      return [power('OFF', null)]
     case 'RecordCallbackAttempt': {
       const { type: _, ...data } = command
       return [{ type: 'CallbackAttempted', data: { socket_identifier, ...data } }]

@@ -28,7 +28,10 @@ export interface SocketHomeAssistantOptions {
 export function socketHomeAssistant ({ sockets, control, tasmota }: SocketHomeAssistantOptions): HomeAssistantDeclaration {
   const native = tasmota === 'native'
 
-  /** ON starts an instance (as POST /instance does) unless one runs; OFF stops every running one (the last one switches it off). */
+  /**
+   * ON starts an instance (as POST /instance does) unless one runs; OFF stops every running one
+   * (the last one switches it off), or, with none running (it was pressed on), switches it off.
+   */
   async function command (socketId: string, command: HomeAssistantCommand, metadata: Metadata): Promise<void> {
     const socket = sockets.socket(socketId)
     if (socket === undefined) return
@@ -36,8 +39,10 @@ export function socketHomeAssistant ({ sockets, control, tasmota }: SocketHomeAs
     const running = state.status === 'registered' ? state.running : []
     if (command === 'ON' && running.length === 0) {
       await control.startInstance(socket, { timeoutMs: null, durationSeconds: null, callbacks: [], metadata })
-    } else if (command === 'OFF') {
+    } else if (command === 'OFF' && running.length > 0) {
       for (const instance of running) await control.stopInstance(socket, instance, 'requested', metadata)
+    } else if (command === 'OFF') {
+      await control.switchOff(socket, metadata)
     }
   }
 

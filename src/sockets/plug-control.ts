@@ -178,6 +178,17 @@ export function createPlugControl ({ store, broker, clock, sockets, replyTimeout
       return stopped
     },
 
+    /** Off with no instance running: the plug was switched on by hand. Resolves once it confirms (or did not need to). */
+    async switchOff (socket: SocketRow, metadata: Metadata): Promise<void> {
+      const events = await decide(socket.socket_id, { type: 'SwitchOff' }, {}, metadata)
+      if (powerCommand(events) === undefined) return
+      const answer = nextPowerAnswer(socket.socket_id, null)
+      await send(socket, events)
+      const outcome = await awaitPower(socket, 'OFF', null, answer)
+      if (outcome === 'no_answer') throw new PlugDidNotAnswer('OFF', replyTimeoutMs)
+      if (outcome === 'contradicted') throw new PlugDidNotSwitchOff()
+    },
+
     async recover (socket: SocketRow, metadata: Metadata): Promise<boolean> {
       const events = await decide(socket.socket_id, { type: 'Recover' }, {}, metadata)
       return events.length > 0
