@@ -1,13 +1,8 @@
 import { createRequire } from 'node:module'
-import { join } from 'node:path'
-import Fastify from 'fastify'
 import type { MqttClient } from 'mqtt'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
-import app, { requestIds } from '../src/app.ts'
-import { ManualClock } from '../src/clock.ts'
-import { parseConfig } from '../src/config.ts'
-import { connectMqtt, createSensor, http, tempDir, type Service } from './helpers/service.ts'
+import { connectMqtt, createSensor, http, startService, type Service } from './helpers/service.ts'
 import { createSocket } from './helpers/sockets.ts'
 import { createZone } from './helpers/zones.ts'
 import { wsUrl } from './helpers/websocket.ts'
@@ -37,34 +32,19 @@ interface RegisteredRoute {
 /** The whole service, as startService builds it, with every route it registers recorded. */
 async function startObserved (t: Test, options: { dir?: string, env?: Record<string, string> } = {}) {
   const routes: RegisteredRoute[] = []
-  const dir = options.dir ?? tempDir(t)
-  const config = parseConfig({ DATABASE_PATH: join(dir, 'devicelog.db'), LOG_LEVEL: 'silent', ...options.env })
-  const clock = new ManualClock()
-  const instance = Fastify({ logger: false, pluginTimeout: 60_000, ...requestIds })
-  instance.addHook('onRoute', route => {
-    routes.push({
-      methods: [route.method].flat(),
-      url: route.url,
-      hidden: (route.schema as { hide?: boolean } | undefined)?.hide === true,
-      webSocket: route.websocket === true,
-      hasBody: route.schema?.body !== undefined,
-      statuses: Object.keys((route.schema?.response ?? {}) as object)
+  const service = await startService(t, {
+    ...options,
+    before: instance => instance.addHook('onRoute', route => {
+      routes.push({
+        methods: [route.method].flat(),
+        url: route.url,
+        hidden: (route.schema as { hide?: boolean } | undefined)?.hide === true,
+        webSocket: route.websocket === true,
+        hasBody: route.schema?.body !== undefined,
+        statuses: Object.keys((route.schema?.response ?? {}) as object)
+      })
     })
   })
-  await instance.register(app, { config, clock })
-  await instance.listen({ port: 0, host: '127.0.0.1' })
-  const mqttPort = await instance.broker.listen(0, '127.0.0.1')
-  const address = instance.server.address()
-  const port = typeof address === 'object' && address !== null ? address.port : 0
-  let closed = false
-  const close = async () => {
-    if (!closed) await instance.close()
-    closed = true
-  }
-  t.teardown(close)
-  const service: Service = {
-    app: instance, url: `http://127.0.0.1:${port}`, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, mqttPort, dir, databasePath: join(dir, 'devicelog.db'), clock, close
-  }
   return { service, routes: routes.filter(route => !route.methods.every(method => method === 'HEAD')) }
 }
 

@@ -1,10 +1,8 @@
 import { randomUUID } from 'node:crypto'
-import { once } from 'node:events'
-import { connect as netConnect, type Socket } from 'node:net'
 import type { MqttClient } from 'mqtt'
-import mqttPacket, { type IPublishPacket, type Packet } from 'mqtt-packet'
 import t from 'tap'
-import { connectSensor, createSensor, http, publish, startService, type SensorFixture, type Service, type Teardown } from './helpers/service.ts'
+import { connectSensor, createSensor, http, publish, startService, type SensorFixture, type Service } from './helpers/service.ts'
+import { rawClient } from './helpers/raw-mqtt.ts'
 import { createZone } from './helpers/zones.ts'
 
 // The MQTT half of the sensor contract, end to end: a real broker on an ephemeral port, real
@@ -329,43 +327,6 @@ t.test('QoS 0 messages are recorded, and rejected, too', async t => {
 })
 
 /** A bare MQTT 3.1.1 client over TCP: sends exactly the packets it is given. */
-async function rawClient (t: Teardown, service: Service, sensor: SensorFixture, clientId: string) {
-  const socket: Socket = netConnect(service.mqttPort, '127.0.0.1')
-  t.teardown(() => { socket.destroy() })
-  const parser = mqttPacket.parser({ protocolVersion: 4 })
-  const waiting: Array<{ match: (p: Packet) => boolean, resolve: (p: Packet) => void }> = []
-  const closed = new Promise<void>(resolve => socket.once('close', () => resolve()))
-  parser.on('packet', (packet: Packet) => {
-    const i = waiting.findIndex(w => w.match(packet))
-    if (i >= 0) waiting.splice(i, 1)[0]!.resolve(packet)
-  })
-  socket.on('data', data => parser.parse(data))
-  socket.on('error', () => {})
-  await once(socket, 'connect')
-  const expect = (match: (p: Packet) => boolean) => new Promise<Packet>((resolve, reject) => {
-    waiting.push({ match, resolve })
-    closed.then(() => reject(new Error('connection closed')), () => {})
-  })
-  const send = (packet: Packet) => socket.write(mqttPacket.generate(packet))
-
-  const connack = expect(p => p.cmd === 'connack')
-  send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId, keepalive: 0, username: sensor.sensorId, password: Buffer.from(sensor.password) })
-  const ack = await connack
-  if (ack.cmd !== 'connack' || ack.returnCode !== 0) throw new Error(`CONNACK ${JSON.stringify(ack)}`)
-
-  return {
-    socket,
-    /** Send a QoS 1 PUBLISH and wait for its PUBACK. */
-    async publish (packet: Omit<IPublishPacket, 'cmd' | 'qos' | 'retain'> & { messageId: number }) {
-      const puback = expect(p => p.cmd === 'puback' && p.messageId === packet.messageId)
-      send({ cmd: 'publish', qos: 1, retain: false, ...packet })
-      await puback
-    },
-    closed,
-    end () { socket.end() }
-  }
-}
-
 t.test('a QoS 1 message redelivered with DUP is not recorded twice', async t => {
   const service = await startService(t)
   const sensor = await createSensor(service)
@@ -375,7 +336,7 @@ t.test('a QoS 1 message redelivered with DUP is not recorded twice', async t => 
   const second = Buffer.from(JSON.stringify(measurements(measurement(T0 + 2, { n: 2 }))))
   const recordedValues = async () => (await sensorEvents(service, sensor, 'MeasurementsRecorded')).map(e => e.data.measurements[0].value)
 
-  const raw = await rawClient(t, service, sensor, clientId)
+  const raw = await rawClient(t, service, { username: sensor.sensorId, password: sensor.password }, clientId)
   await raw.publish({ topic, payload: first, messageId: 7, dup: false })
   t.same(await recordedValues(), [{ n: 1 }], 'recorded once')
 
@@ -385,7 +346,7 @@ t.test('a QoS 1 message redelivered with DUP is not recorded twice', async t => 
   // The usual case: the connection dropped before the PUBACK; the client reconnects and resends.
   raw.end()
   await raw.closed
-  const again = await rawClient(t, service, sensor, clientId)
+  const again = await rawClient(t, service, { username: sensor.sensorId, password: sensor.password }, clientId)
   await again.publish({ topic, payload: first, messageId: 7, dup: true })
   t.same(await recordedValues(), [{ n: 1 }], 'nor after a reconnection with the same client id')
 
@@ -401,7 +362,7 @@ t.test('a QoS 1 message redelivered with DUP is not recorded twice', async t => 
   t.same((await rejections(service, sensor)).map(r => r.reason), ['invalid_json'])
 
   // Another client's message id 7 is its own.
-  const other = await rawClient(t, service, sensor, clientIds('raw-other'))
+  const other = await rawClient(t, service, { username: sensor.sensorId, password: sensor.password }, clientIds('raw-other'))
   await other.publish({ topic, payload: first, messageId: 7, dup: true })
   t.same(await recordedValues(), [{ n: 1 }, { n: 2 }, { n: 1 }, { n: 1 }], 'message ids are per client')
 })
@@ -414,11 +375,11 @@ t.test("every kind's redelivery is recognised from the log: a valve's report res
     .body.events.map((e: any) => e.data.open)
   const valve = { sensorId: zone.zoneId, password: zone.password } as SensorFixture
   const clientId = clientIds('valve')
-  const raw = await rawClient(t, service, valve, clientId)
+  const raw = await rawClient(t, service, { username: valve.sensorId, password: valve.password }, clientId)
   await raw.publish({ topic, payload: Buffer.from('{"open":true}'), messageId: 3, dup: false })
   raw.end()
   await raw.closed
-  const again = await rawClient(t, service, valve, clientId)
+  const again = await rawClient(t, service, { username: valve.sensorId, password: valve.password }, clientId)
   await again.publish({ topic, payload: Buffer.from('{"open":true}'), messageId: 3, dup: true })
   t.same(await reports(), [true], 'the redelivery after a reconnection is acknowledged, not recorded again')
   await again.publish({ topic, payload: Buffer.from('{"open":false}'), messageId: 3, dup: true })

@@ -27,6 +27,8 @@ export interface ServiceOptions {
   /** Reuse a folder (and its database) to test a restart. */
   dir?: string
   env?: Record<string, string>
+  /** Called with the bare Fastify instance before the service is registered on it (an onRoute hook sees every route). */
+  before?: (instance: FastifyInstance) => void
 }
 
 export const tempDir = (t: Teardown): string => {
@@ -43,6 +45,7 @@ export async function startService (t: Teardown, options: ServiceOptions = {}): 
   const config = parseConfig({ DATABASE_PATH: databasePath, LOG_LEVEL: 'silent', ...options.env })
   // (A loaded CI machine can take more than the default 10 s to start the writer thread.)
   const instance = Fastify({ logger: false, pluginTimeout: 60_000, ...requestIds })
+  options.before?.(instance)
   await instance.register(app, { config, clock })
   await instance.listen({ port: 0, host: '127.0.0.1' })
   const mqttPort = await instance.broker.listen(0, '127.0.0.1')
