@@ -54,10 +54,10 @@ const accountRoutes: FastifyPluginAsyncZod<AccountRoutesOptions> = async functio
     const passwordHash = await hashPassword(password)
     // The actor is who created the account: the inviter when sign-up is closed, else the new user.
     const metadata = signup === 'closed' ? userMetadata(request) : { actor: `user:${userId}`, correlation_id: String(request.id) }
-    await store.transact(tx => tx.append(`user-${userId}`, decideAccount(
-      { type: 'RegisterUser', user_identifier: userId, username, password_hash: passwordHash, token_sha256: sha256(token) },
-      { usernameTaken: accounts.userByName(username) !== undefined }
-    ), { expectedVersion: 'no_stream', metadata }))
+    await store.handle({
+      state: () => ({ usernameTaken: accounts.userByName(username) !== undefined }),
+      decide: decideAccount
+    }, `user-${userId}`, { type: 'RegisterUser', user_identifier: userId, username, password_hash: passwordHash, token_sha256: sha256(token) }, metadata)
     return reply.code(201).send({ access_token: token, user_identifier: userId })
   })
 
