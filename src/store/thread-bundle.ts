@@ -50,6 +50,8 @@ async function build (projectionsModule: string): Promise<URL> {
       }
     }]
   })
+  // Its service process is not needed again: a long-running service keeps no compiler beside it.
+  await esbuild.stop()
   const code = result.outputFiles[0]!.text
   const dir = join(tmpdir(), 'devicelog-threads')
   const file = join(dir, `writer-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`)
