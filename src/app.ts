@@ -77,7 +77,7 @@ async function app (instance: FastifyInstance, { config, clock: givenClock }: Ap
     // after the WebSocket plugin's, which closes the socket of an upgrade answered with an error.
     app.addHook('onRequest', async (request, reply) => {
       if (DEVICE_CONNECTIONS.has(request.routeOptions.url ?? '')) throw new ReadOnlyLog()
-      if (!READS.has(request.method)) {
+      if (!READS.has(request.method) && request.routeOptions.config.servedReadOnly !== true) {
         reply.header('allow', 'GET, HEAD')
         throw new ReadOnlyLog()
       }

@@ -15,6 +15,8 @@ import { createZone } from './helpers/zones.ts'
 // READ_ONLY=true: `npm start` on a replayed file (or a backup) serves it for reading, records
 // nothing, and accepts no device. The real src/server.ts as its own process, as an auditor runs it.
 
+const AUDITOR = 'auditor'
+const AUDITOR_PASSWORD = 'correct horse battery'
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex')
 
 async function freePort (): Promise<number> {
@@ -61,6 +63,7 @@ async function replayedPast (t: Test) {
   const zone = await createZone(service, { token: sensor.token, networkId: sensor.networkId })
   const run = await fetch(`${service.url}/timer?duration=60`, { headers: { authorization: `Bearer ${sensor.token}` } })
   t.equal(run.status, 200, await run.text())
+  t.equal((await http(service, 'POST', '/users', { body: { username: AUDITOR, password: AUDITOR_PASSWORD } })).status, 201)
   const position = service.app.store.headPosition
   await client.endAsync()
   await service.close()
@@ -93,7 +96,6 @@ t.test('READ_ONLY=true serves the past: reads 200, every write 405, no MQTT, not
 
   const writes: Array<[string, string, unknown]> = [
     ['POST', '/users', { username: 'someone', password: '12345678' }],
-    ['POST', '/authentication', { username: 'someone', password: '12345678' }],
     ['DELETE', '/authentication', undefined],
     ['POST', '/networks', { network_name: 'new' }],
     ['PUT', `/sensors/${sensor.sensorId}`, { sensor_name: 'x', network_identifier: sensor.networkId, configuration: {} }],
@@ -107,6 +109,17 @@ t.test('READ_ONLY=true serves the past: reads 200, every write 405, no MQTT, not
     t.match(refused.body.detail, /read-only copy of the log \(READ_ONLY=true\)/)
     t.equal(refused.headers.get('allow'), 'GET, HEAD')
   }
+  // Logging in records nothing here: the copy's users get a token held in memory.
+  const login = (password: string) => http(service, 'POST', '/authentication', { body: { username: AUDITOR, password } })
+  t.equal((await http(service, 'POST', '/authentication', { body: { username: 'nobody', password: 'x' } })).status, 404, 'a user the copy does not know')
+  const session = await login(AUDITOR_PASSWORD)
+  t.equal(session.status, 200, 'a user of the copy logs in')
+  t.equal((await http(service, 'GET', '/networks', { token: session.body.access_token })).status, 200, 'and reads with that token')
+  t.equal((await http(service, 'GET', '/networks', { token: 'not-a-token' })).status, 401, 'a made-up token opens nothing')
+  for (let i = 0; i < 10; i++) t.equal((await login('wrong horse')).status, 401, `wrong password ${i + 1}`)
+  t.equal((await login(AUDITOR_PASSWORD)).status, 429, 'past MAX_FAILED_LOGINS_PER_MINUTE, refused (counted in memory)')
+  t.equal((await http(service, 'DELETE', '/authentication', { token: session.body.access_token })).status, 405, 'logging out is a write: the session ends with the process')
+
   const startRun = await get('/manual')
   t.equal(startRun.status, 405, 'a GET that writes (the irrigation clock\'s /manual) is refused by the log itself')
   t.match(startRun.body, { detail: /read-only/ })

@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import type { Metadata } from '../../events/index.ts'
 import { NetworkNotFound, Unauthorized } from '../errors.ts'
 import { accountQueries, type AccountQueries } from './projections.ts'
-import { sha256 } from './secrets.ts'
+import { newSecret, sha256 } from './secrets.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -17,6 +17,15 @@ declare module 'fastify' {
     visibleTo<T extends { network_id: string }>(userId: string, thing: T | undefined, notFound: new () => Error): T
     /** The request's connection ends when its token is revoked (a WebSocket is ended so by itself). */
     endWhenRevoked(request: FastifyRequest): void
+    /**
+     * READ_ONLY: a token for a user of the copy, held in memory (the copy records nothing, and an
+     * auditor's login is no fact of the past it shows); it ends with the process.
+     */
+    readOnlySession(userId: string): string
+  }
+  interface FastifyContextConfig {
+    /** A write the service still serves under READ_ONLY (the login: it records nothing there). */
+    servedReadOnly?: boolean
   }
   interface FastifyRequest {
     userId: string
@@ -70,10 +79,18 @@ export default fp(async function authenticationPlugin (app) {
   })
   app.addHook('onClose', async () => unsubscribe())
 
+  const readOnlySessions = new Map<string, string>()
+  app.decorate('readOnlySession', function readOnlySession (userId: string): string {
+    if (!app.store.readOnly) throw new Error('sessions are held in memory only for a read-only copy')
+    const token = newSecret()
+    readOnlySessions.set(sha256(token), userId)
+    return token
+  })
+
   app.decorate('requireUser', async function requireUser (request: FastifyRequest) {
     const token = bearerToken(request)
     const tokenSha256 = token === undefined ? undefined : sha256(token)
-    const userId = tokenSha256 === undefined ? undefined : accounts.userByTokenHash(tokenSha256)
+    const userId = tokenSha256 === undefined ? undefined : accounts.userByTokenHash(tokenSha256) ?? readOnlySessions.get(tokenSha256)
     if (userId === undefined || tokenSha256 === undefined) throw new Unauthorized()
     request.userId = userId
     request.tokenSha256 = tokenSha256

@@ -61,7 +61,10 @@ const accountRoutes: FastifyPluginAsyncZod<AccountRoutesOptions> = async functio
     return reply.code(201).send({ access_token: token, user_identifier: userId })
   })
 
+  // A read-only copy (READ_ONLY) records nothing: there, failures are counted and tokens held in memory.
+  const readOnlyFailures = new Map<string, number[]>()
   app.post('/authentication', {
+    config: { servedReadOnly: true },
     schema: {
       security: [],
       body: z.object({ username: z.string(), password: z.string() }).meta({ examples: [{ username: 'admin', password: '12345678' }] }),
@@ -71,10 +74,16 @@ const accountRoutes: FastifyPluginAsyncZod<AccountRoutesOptions> = async functio
     const user = accounts.userByName(request.body.username)
     if (user === undefined) throw new UserNotFound()
     const metadata = { actor: `user:${user.user_id}`, correlation_id: String(request.id) }
-    const failed = (reason: 'wrong_password' | 'too_many_attempts') => store.append(`user-${user.user_id}`,
-      decideAccount({ type: 'RecordFailedAuthentication', user_identifier: user.user_id, reason }), { metadata })
+    const since = app.clock.now() - 60_000
+    const failed = async (reason: 'wrong_password' | 'too_many_attempts') => {
+      if (!store.readOnly) return store.append(`user-${user.user_id}`, decideAccount({ type: 'RecordFailedAuthentication', user_identifier: user.user_id, reason }), { metadata })
+      if (reason === 'wrong_password') readOnlyFailures.set(user.user_id, [...(readOnlyFailures.get(user.user_id) ?? []).filter(at => at > since), app.clock.now()])
+    }
+    const wrongPasswords = store.readOnly
+      ? (readOnlyFailures.get(user.user_id) ?? []).filter(at => at > since).length
+      : accounts.wrongPasswordsSince(user.user_id, since)
     // Password guessing is slowed per user, and costs no scrypt once refused.
-    if (accounts.wrongPasswordsSince(user.user_id, app.clock.now() - 60_000) >= maxFailedLogins) {
+    if (wrongPasswords >= maxFailedLogins) {
       await failed('too_many_attempts')
       throw new TooManyLoginAttempts()
     }
@@ -82,6 +91,7 @@ const accountRoutes: FastifyPluginAsyncZod<AccountRoutesOptions> = async functio
       await failed('wrong_password')
       throw new WrongPassword()
     }
+    if (store.readOnly) return { access_token: app.readOnlySession(user.user_id), user_identifier: user.user_id }
     const token = newSecret()
     await store.append(`user-${user.user_id}`,
       decideAccount({ type: 'IssueAccessToken', user_identifier: user.user_id, token_sha256: sha256(token) }), { metadata })

@@ -69,7 +69,7 @@ export function openApiTransform ({ readOnly, webSockets }: OpenApiTransformOpti
     const shared: Schema = {
       ...(needsToken ? { 401: errorShape } : {}),
       ...(writes ? { 503: errorShape } : {}),
-      ...(writes && readOnly ? { 405: errorShape } : {})
+      ...(writes && readOnly && route.config?.servedReadOnly !== true ? { 405: errorShape } : {})
     }
     const transformed = zodTransform({ ...document, schema: { ...schema, response: { ...shared, ...declared } } } as Parameters<typeof zodTransform>[0]).schema as Schema
     const responses: Schema = transformed.response
