@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto'
 import t from 'tap'
 import { ManualClock } from '../src/clock.ts'
+import { decideAccount } from '../src/accounts/decider.ts'
 import { http, startService, type Service } from './helpers/service.ts'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -296,4 +297,19 @@ t.test('password guessing: past MAX_FAILED_LOGINS_PER_MINUTE wrong passwords a u
   clock.advance(1_000)
   t.equal((await http(restarted, 'POST', '/authentication', { body: { username: user.username, password: user.password } })).status, 200,
     'a minute after the first wrong password, the right one opens again')
+})
+
+t.test('one name registered twice in the same group: the first is the user, the second a 409 (decided again after the first commits), not a 500', async t => {
+  const service = await startService(t)
+  const { store, accounts } = service.app
+  const register = () => store.handle({
+    state: () => ({ usernameTaken: accounts.userByName('twin') !== undefined }),
+    decide: decideAccount
+  }, `user-${randomUUID()}`, { type: 'RegisterUser', user_identifier: randomUUID(), username: 'twin', password_hash: 'x', token_sha256: randomUUID() }, { actor: 'system' })
+  // Queued in one tick: one group, where each reads the name as free.
+  const [first, second] = await Promise.allSettled([register(), register()])
+  t.equal(first.status, 'fulfilled', 'the first registers')
+  t.equal(second.status, 'rejected')
+  t.match((second as PromiseRejectedResult).reason, { statusCode: 409 }, 'the second is told the name is taken')
+  t.equal(store.read({ type: 'UserRegistered' }).filter(e => e.type === 'UserRegistered' && e.data.username === 'twin').length, 1, 'one user of that name in the log')
 })

@@ -102,6 +102,8 @@ interface Pending {
   work: Work<unknown>
   resolve(value: unknown): void
   reject(error: unknown): void
+  /** Its rows were refused beside other units' once already, and it was run again alone. */
+  retried?: boolean
 }
 
 interface StagedUnit { pending: Pending, value: unknown }
@@ -140,6 +142,8 @@ export class EventStore {
   private hash: string
   private readonly listeners = new Set<CommitListener>()
   private readonly committedVersions = new Map<string, number>()
+  /** Units whose rows were refused beside others': run again once those commit. */
+  private readonly afterNextCommit: Pending[] = []
   private readonly selectStreamVersion
   private closing: Promise<void> | undefined
   private drained: (() => void) | undefined
@@ -307,6 +311,8 @@ export class EventStore {
       const group = this.stage(this.queue.splice(0, this.maxGroup))
       if (group.rows.length === 0) {
         for (const unit of group.units) unit.pending.resolve(unit.value)
+        // Nothing committed: what waited for the others' commit runs now.
+        this.queue.unshift(...this.afterNextCommit.splice(0))
         continue
       }
       this.inFlight = group
@@ -353,10 +359,21 @@ export class EventStore {
         // The storage failed (disk full, I/O error) or the COMMIT did: nothing of the group is
         // durable, so none of its units is acknowledged. The next group tries again.
         for (const unit of group.units) unit.pending.reject(error)
+        for (const pending of this.afterNextCommit.splice(0)) pending.reject(error)
       } else {
-        // One unit's appends broke a rule of the log or a projection: it fails alone, the rest run again.
-        group.units[reply.unit]!.pending.reject(error)
-        this.queue.unshift(...group.units.filter((_, i) => i !== reply.unit).map(unit => unit.pending))
+        // One unit's appends broke a rule of the log or a projection: the rest run again without
+        // it. It may have decided on what another unit of the group was changing (one name
+        // registered twice at once): it runs once more after they commit, and decides on what
+        // they did (a 409, not a constraint's 500). Refused again, or alone, it fails.
+        const failing = group.units[reply.unit]!.pending
+        const others = group.units.filter((_, i) => i !== reply.unit).map(unit => unit.pending)
+        if (others.length > 0 && failing.retried !== true) {
+          failing.retried = true
+          this.afterNextCommit.push(failing)
+        } else {
+          failing.reject(error)
+        }
+        this.queue.unshift(...others)
       }
       this.flush()
       return
@@ -374,6 +391,7 @@ export class EventStore {
     for (const listener of this.listeners) {
       try { listener(group.events, commit) } catch { /* a listener's failure must not undo a commit */ }
     }
+    this.queue.unshift(...this.afterNextCommit.splice(0))
     this.flush()
   }
 
