@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -61,6 +61,18 @@ async function build (projectionsModule: string): Promise<URL> {
     const partial = `${file}.${process.pid}.tmp`
     writeFileSync(partial, code)
     renameSync(partial, file)
+    forgetOldBundles(dir, file)
   }
   return pathToFileURL(file)
+}
+
+/** Each version of the code writes its own bundle: those not written for a day are an older version's, and go. */
+function forgetOldBundles (dir: string, current: string): void {
+  const dayAgo = Date.now() - 24 * 60 * 60 * 1000
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name)
+    try {
+      if (path !== current && statSync(path).mtimeMs < dayAgo) rmSync(path, { force: true })
+    } catch { /* another process removed it first */ }
+  }
 }
