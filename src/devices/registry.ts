@@ -94,6 +94,7 @@ export function registryQueries (db: Db) {
   const byId = db.prepare(`SELECT ${columns} FROM device_registry WHERE device_id = ?`)
   const byStream = db.prepare(`SELECT ${columns} FROM device_registry WHERE stream_id = ?`)
   const ofNetwork = db.prepare(`SELECT ${columns} FROM device_registry WHERE network_id = ? ORDER BY position`)
+  const ofKind = db.prepare(`SELECT ${columns} FROM device_registry WHERE kind = ? ORDER BY position`)
   const ofUser = db.prepare(`SELECT ${columns} FROM device_registry
     WHERE network_id IN (SELECT network_id FROM network_members WHERE user_id = ?) ORDER BY position`)
   const lastSeen = db.prepare('SELECT max(recorded_at) FROM device_activity WHERE stream_id = ? AND seen = 1').pluck()
@@ -102,6 +103,7 @@ export function registryQueries (db: Db) {
     device: (id: string) => byId.get(id) as RegisteredDevice | undefined,
     deviceOfStream: (streamId: string) => byStream.get(streamId) as RegisteredDevice | undefined,
     devicesOf: (networkId: string) => ofNetwork.all(networkId) as RegisteredDevice[],
+    devicesOfKind: (kind: string) => ofKind.all(kind) as RegisteredDevice[],
     devicesOfUser: (userId: string) => ofUser.all(userId) as RegisteredDevice[],
     lastSeen: (streamId: string) => (lastSeen.get(streamId) as string | null) ?? null,
     /** The position of the latest event of these types on the stream, if any. */

@@ -74,9 +74,8 @@ async function homeAssistant (app: FastifyInstance, { enabled, prefix, tasmota, 
   if (!enabled) return
   await app.register(accountRoutes, { discoveryPrefix: prefix })
 
-  // The device registry's table (src/devices/registry.ts), read by kind: the retained topics that span a kind.
-  const ofKind = app.store.db.prepare('SELECT device_id, kind, name, network_id, stream_id FROM device_registry WHERE kind = ? ORDER BY position')
-  const devicesOfKind = (kind: string) => ofKind.all(kind) as RegisteredDevice[]
+  // The retained topics that span a kind read its devices from the registry.
+  const devicesOfKind = registry.devicesOfKind
   const deviceOfKind = (kind: string, id: string): RegisteredDevice | undefined => {
     const device = registry.device(id)
     return device?.kind === kind ? device : undefined

@@ -25,7 +25,8 @@ const ALIASES: Record<string, string> = { temp: 'temperature', lux: 'illuminance
 const SEVERITY_KEY = 'log_severity'
 export const SEVERITIES = ['debug', 'info', 'warning', 'error']
 
-export function sensorHomeAssistant (db: Db, sensors: SensorQueries): HomeAssistantDeclaration {
+/** `headPosition`: the log's committed head, which says whether what was read is still the latest. */
+export function sensorHomeAssistant (db: Db, sensors: SensorQueries, headPosition: () => number): HomeAssistantDeclaration {
   const severity = db.prepare('SELECT severity FROM log_messages WHERE sensor_id = ? ORDER BY creation_timestamp DESC, position DESC LIMIT 1').pluck()
   const keyOf = (field: string) => {
     const key = componentKey(field)
@@ -35,14 +36,20 @@ export function sensorHomeAssistant (db: Db, sensors: SensorQueries): HomeAssist
    * Each numeric field of the sensor's newest measurements (a page, by its own timestamp), with
    * its newest value: read from the log when Home Assistant needs it, so ingest pays nothing.
    */
+  // A commit's config and state of a sensor both read it: once, for the same head.
+  let last: { sensorId: string, head: number, fields: Array<{ field: string, value: number }> } | undefined
   const latest = (sensorId: string): Array<{ field: string, value: number }> => {
+    const head = headPosition()
+    if (last?.sensorId === sensorId && last.head === head) return last.fields
     const values = new Map<string, number>()
     for (const { measurement } of sensors.measurements(sensorId, undefined, 'previous').reverse()) {
       for (const [field, value] of Object.entries(measurement)) {
         if (typeof value === 'number' && Number.isFinite(value) && !values.has(field)) values.set(field, value)
       }
     }
-    return [...values].map(([field, value]) => ({ field, value })).sort((a, b) => a.field < b.field ? -1 : 1)
+    const fields = [...values].map(([field, value]) => ({ field, value })).sort((a, b) => a.field < b.field ? -1 : 1)
+    last = { sensorId, head, fields }
+    return fields
   }
   return {
     kind: 'sensor',

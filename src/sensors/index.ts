@@ -22,7 +22,7 @@ export default async function sensors (app: FastifyInstance, options: SensorsOpt
     state: sensorState,
     channels: sensorChannels(queries),
     topics: sensorTopics,
-    homeAssistant: sensorHomeAssistant(app.store.db, queries)
+    homeAssistant: sensorHomeAssistant(app.store.db, queries, () => app.store.headPosition)
   })
 
   // configurations/<id> is retained and QoS 1, so a sensor that connects later gets the latest:
