@@ -630,8 +630,15 @@ t.test("a charger id cannot take another device's identifier, and removing a pai
   await closed
   await ended
   t.pass('the MQTT session of the removed pair was closed and its end recorded')
+  await t.rejects(connectMqtt(t, service.mqttUrl, { username: pair.mqtt.username, password: pair.mqtt.password }),
+    /Bad username or password|Not authorized/, "the removed charger's credentials no longer connect")
 
   const again = await registerPair(service, owner, 'c-mqtt', 'w-mqtt2')
+  await t.rejects(connectMqtt(t, service.mqttUrl, { username: pair.mqtt.username, password: pair.mqtt.password }),
+    /Bad username or password|Not authorized/, 'registered again, the id has a new password: the old one is refused')
+  const renewed = await connectMqtt(t, service.mqttUrl, { username: again.mqtt.username, password: again.mqtt.password })
+  t.ok(renewed.connected, 'and the new one connects')
+  renewed.end(true)
   const widget = openClient(t, service, `/widgets/w-mqtt2?token=${again.token}`)
   await new Promise(resolve => widget.ws.once('open', resolve))
   const fresh = openClient(t, service, `/chargers/c-mqtt?token=${again.token}`)

@@ -295,6 +295,18 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
 
   const aedes = await Aedes.createBroker({ authenticate, authorizePublish, authorizeSubscribe, authorizeForward, persistence })
 
+  // A SUBACK and the retained messages it releases leave in one write (one syscall per
+  // subscribing device, not two: a storm of reconnecting devices spends a tenth of its time
+  // writing). Aedes emits 'subscribe' once it has written the SUBACK (corked until its next tick),
+  // then reads the retained ones (from memory) and writes each in a setImmediate: the connection
+  // stays corked until the immediates after those.
+  aedes.on('subscribe', (_subscriptions, client) => {
+    const conn = client.conn as Client['conn'] & { cork?: () => void, uncork?: () => void }
+    if (conn.cork === undefined) return
+    conn.cork()
+    setImmediate(() => setImmediate(() => conn.uncork!()))
+  })
+
   // Presence: every accepted connection and its end, on the device's stream.
   const recordPresence = (client: Client, event: DomainEvent) => {
     const device = deviceOf(client)

@@ -6,6 +6,7 @@ import type { HomeAssistantDeclaration } from '../home-assistant/declaration.ts'
 import type { DeviceKindDeclaration } from './kind.ts'
 import { LiveChannels, type LiveChannel } from './live-channels.ts'
 import { presenceStatus } from './presence-status.ts'
+import { credentialDirectory } from './credential-directory.ts'
 import { deviceQueries, type DeviceQueries } from './projections.ts'
 import { registryQueries, type RegisteredDevice, type RegistryQueries } from './registry.ts'
 import type { DeviceStateDeclaration } from './state-as-of.ts'
@@ -69,7 +70,10 @@ export interface DevicesOptions {
 
 /** What every kind of device shares: credentials, refusals, redelivery detection, the registry, the state as of a moment. */
 export default fp<DevicesOptions>(async function devicesPlugin (app, { kinds, identities }) {
-  const devices = deviceQueries(app.store.db)
+  // Credentials are read from memory: one read per CONNECT, all at once after a power cut.
+  const directory = credentialDirectory(app.store.db, app.store, identities)
+  app.addHook('onClose', async () => directory.close())
+  const devices: DeviceQueries = { ...deviceQueries(app.store.db), credentials: directory.credentials }
   const registry = registryQueries(app.store.db)
   const names = kinds.map(kind => kind.kind)
   app.decorate('devices', devices)

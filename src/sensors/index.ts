@@ -26,28 +26,30 @@ export default async function sensors (app: FastifyInstance, options: SensorsOpt
   })
 
   // configurations/<id> is retained and QoS 1, so a sensor that connects later gets the latest:
-  // the broker reads it from the projection when the sensor subscribes, so nothing is
-  // published again at start. A revision is published to the sensors subscribed now.
-  const configurationMessage = (latest: { revision: number, configuration: string }) =>
-    `{"revision":${latest.revision},"configuration":${latest.configuration}}`
+  // the broker reads it when the sensor subscribes, so nothing is published again at start. It
+  // reads it from memory (every sensor subscribes at once after a power cut): loaded from the
+  // projection at start, then kept by the commits that register or revise a configuration, which
+  // are also published to the sensors subscribed then.
+  const configurations = new Map<string, string>(queries.latestConfigurations().map(latest =>
+    [latest.sensor_id, `{"revision":${latest.revision},"configuration":${latest.configuration}}`] as const))
   app.broker.ownRetained({
     topics: configurationTopic('+'),
     qos: 1,
-    one: sensorId => {
-      const latest = queries.latestConfiguration(sensorId)
-      return latest === undefined ? undefined : configurationMessage(latest)
-    },
-    all: () => queries.latestConfigurations().map(latest => [latest.sensor_id, configurationMessage(latest)] as const)
+    one: sensorId => configurations.get(sensorId),
+    all: () => configurations.entries()
   })
-  const publishConfiguration = (sensorId: string, message: ConfigurationMessage) =>
-    app.broker.publish({ topic: configurationTopic(sensorId), payload: JSON.stringify(message), qos: 1, retain: true })
+  const publishConfiguration = (sensorId: string, message: ConfigurationMessage) => {
+    const payload = JSON.stringify(message)
+    configurations.set(sensorId, payload)
+    app.broker.publish({ topic: configurationTopic(sensorId), payload, qos: 1, retain: true })
       .catch(error => app.log.error({ err: error, sensorId }, 'could not publish a configuration'))
+  }
   const unsubscribe = app.store.subscribe(events => {
     for (const event of events) {
       if (event.type === 'SensorRegistered') {
-        void publishConfiguration(event.data.sensor_identifier, { revision: 0, configuration: event.data.configuration })
+        publishConfiguration(event.data.sensor_identifier, { revision: 0, configuration: event.data.configuration })
       } else if (event.type === 'SensorConfigurationRevised') {
-        void publishConfiguration(event.data.sensor_identifier, { revision: event.data.revision, configuration: event.data.configuration })
+        publishConfiguration(event.data.sensor_identifier, { revision: event.data.revision, configuration: event.data.configuration })
       }
     }
   })
