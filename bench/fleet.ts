@@ -207,6 +207,30 @@ async function pollStatus (httpUrl: string, until: Promise<unknown>): Promise<nu
   return latencies.sort((a, b) => a - b)
 }
 
+interface LogCheck { connected: number, disconnected: number, refused: number, online: number, head: number }
+/**
+ * What the log says since position `after`: presence events, refused connections and
+ * subscriptions, and how many devices its presence projection shows online. A phase is right
+ * when every sensor connected exactly once, nothing was refused and all of them show online.
+ */
+function logCheck (service: FastifyInstance, after: number): LogCheck {
+  const db = service.store.db
+  const count = (type: string) => db.prepare('SELECT count(*) FROM events WHERE position > ? AND type = (SELECT id FROM event_types WHERE name = ?)').pluck().get(after, type) as number
+  return {
+    connected: count('DeviceConnected'),
+    disconnected: count('DeviceDisconnected'),
+    refused: count('ConnectionRefused') + count('SubscriptionRefused'),
+    online: db.prepare('SELECT count(*) FROM device_presence WHERE connections > 0').pluck().get() as number,
+    head: service.store.headPosition
+  }
+}
+const checkLine = (check: LogCheck) => {
+  const right = check.connected === SENSORS && check.refused === 0 && check.online === SENSORS
+  if (!right) process.exitCode = 1
+  return `the log: ${f(check.connected)} DeviceConnected, ${f(check.refused)} refused, ${f(check.online)} shown online` +
+    (right ? ' (each sensor once, as it should)' : ` (WRONG: ${f(SENSORS)} sensors)`)
+}
+
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0
 const f = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
 const MB = 2 ** 20
@@ -234,11 +258,13 @@ const registerSeconds = seconds(registering)
 
 // 2. First connect, then the fleet idle.
 const before = residentBytes()
+const registered = service.store.headPosition
 log(`first connect: ${f(SENSORS)} sensors, ${f(CONCURRENCY)} at a time...`)
 const first = await startFleet({ url: mqttUrl, sensorsFile, concurrency: CONCURRENCY, timeoutSeconds: TIMEOUT_S })
 await delay(IDLE_MS)
 const idle = residentBytes()
 const connectedIdle = service.broker.aedes.connectedClients
+const firstCheck = logCheck(service, registered)
 
 // 3. Restart storm: the clients go, the service restarts, all of them come back at once.
 log('restart: the fleet disconnects, the service closes and opens the same database...')
@@ -253,6 +279,7 @@ mqttUrl = restarted.mqttUrl
 await service.listen({ port: 0, host: '127.0.0.1' })
 const httpUrl = `http://127.0.0.1:${(service.server.address() as AddressInfo).port}`
 await fetch(`${httpUrl}/status`).then(response => response.arrayBuffer()) // the keep-alive connection, opened before the storm
+const restartedAt = service.store.headPosition
 const beforeStorm = residentBytes()
 log(`restart storm: ${f(SENSORS)} sensors at once...`)
 const storming = startFleet({ url: mqttUrl, sensorsFile, concurrency: SENSORS, timeoutSeconds: TIMEOUT_S })
@@ -260,8 +287,11 @@ const [storm, status] = await Promise.all([storming, pollStatus(httpUrl, stormin
 await delay(IDLE_MS)
 const afterStorm = residentBytes()
 const connectedAfterStorm = service.broker.aedes.connectedClients
+const stormCheck = logCheck(service, restartedAt)
 await endFleet(storm, service)
 const busyAfterStorm = await untilIdle()
+// Every connection of both phases has its end on record: 2 × SENSORS of each.
+const ended = logCheck(service, registered)
 await service.close()
 
 // 4. Mosquitto through the same phases, now that devicelog is closed: the two do not share the cores.
@@ -288,11 +318,17 @@ const p = (q: number) => f(percentile(status, q), 1)
 console.log(`devicelog fleet bench: ${f(SENSORS)} sensors, each subscribed QoS 1 to its retained configuration, Node ${process.version}`)
 console.log(`registration: ${f(SENSORS)} sensors in ${f(registerSeconds, 1)} s (${f(SENSORS / registerSeconds)}/s, ${REGISTER_CONCURRENCY} at a time over inject)`)
 console.log(`first connect (${f(CONCURRENCY)} at a time): ${f(r.seconds, 2)} s, ${outcome(r)}; ${cpuPerConnect(first)}`)
+console.log(`  ${checkLine(firstCheck)}`)
 console.log(`RSS after first connect: ${f(idle.rss / MB, 1)} MB with ${f(connectedIdle)} idle sensors connected (${f(empty.rss / MB, 1)} MB empty, ` +
   `${f(before.rss / MB, 1)} MB with them registered): ${rssPerDevice} KB per registered and connected device; ` +
   `heap ${perDevice(idle.heap, before.heap, connectedIdle)} KB per connection`)
 console.log(`restart: new service ready in ${f(restartSeconds, 2)} s (nothing republished: retained configurations are read from the log)`)
 console.log(`restart storm (all at once): ${f(storm.result.seconds, 2)} s, ${outcome(storm.result)}; ${cpuPerConnect(storm)}`)
+console.log(`  ${checkLine(stormCheck)}`)
+const endsRight = ended.connected === 2 * SENSORS && ended.disconnected === 2 * SENSORS
+if (!endsRight) process.exitCode = 1
+console.log(`  once the fleet left: ${f(ended.connected)} connections and ${f(ended.disconnected)} ends on record over both phases` +
+  (endsRight ? ', each with its end' : ` (WRONG: ${f(2 * SENSORS)} of each expected)`))
 console.log(`after the storm: the service stayed busy ${f(busyAfterStorm, 1)} s more once the clients had left`)
 console.log(`RSS after the storm: ${f(afterStorm.rss / MB, 1)} MB with ${f(connectedAfterStorm)} idle sensors connected (${f(beforeStorm.rss / MB, 1)} MB before it, ` +
   `the same process); heap ${perDevice(afterStorm.heap, beforeStorm.heap, connectedAfterStorm)} KB per connection`)
