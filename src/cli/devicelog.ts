@@ -1,4 +1,6 @@
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import cliProgress from 'cli-progress'
 import { backupDatabase } from '../store/backup.ts'
@@ -7,6 +9,7 @@ import { openDatabase } from '../store/database.ts'
 import { eventQuery } from '../store/event-store.ts'
 import { rebuildProjections } from '../store/projection.ts'
 import { decodeRow, isoTime, type EventRow } from '../store/recorded-event.ts'
+import { copyPostgresLog, isPostgresUrl } from '../store/postgres/copy.ts'
 import { verifyChainInParallel } from '../store/verify.ts'
 import { allProjections } from '../projections.ts'
 
@@ -23,7 +26,9 @@ const usage = `usage: devicelog <command> [options]
                                          its chain verified, else removed and exit 1
   export  [--database PATH] [--stream ID] [--type TYPE] [--after POS] [--before POS]
           [--since ISO] [--until ISO]    events as NDJSON on standard output
-The database defaults to $DATABASE_PATH, else data/devicelog.db.`
+The database defaults to $DATABASE_PATH, else data/devicelog.db. A PostgreSQL url
+(--database postgres://user@host/db) is read from one snapshot into a temporary SQLite copy, rows
+and hashes unchanged, and the command runs on that copy.`
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -42,7 +47,9 @@ const { positionals, values } = parseArgs({
   }
 })
 
-const databasePath = values.database ?? process.env.DATABASE_PATH ?? 'data/devicelog.db'
+const database = values.database ?? process.env.DATABASE_PATH ?? 'data/devicelog.db'
+/** The SQLite log the command reads: the database given, or the copy of a PostgreSQL one. */
+let databasePath = database
 
 function fail (message: string): never {
   process.stderr.write(`devicelog: ${message}\n`)
@@ -250,4 +257,28 @@ if (values.help === true || command === undefined) {
 }
 const run = commands[command]
 if (run === undefined) fail(`unknown command ${command}\n${usage}`)
+if (isPostgresUrl(database)) databasePath = await copyFromPostgres(database)
 await run()
+
+/** A PostgreSQL log, copied into a temporary SQLite file (removed at exit) from one snapshot. */
+async function copyFromPostgres (url: string): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'devicelog-postgres-'))
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
+  const path = join(dir, 'log.db')
+  const started = process.hrtime.bigint()
+  const seconds = () => Number(process.hrtime.bigint() - started) / 1e9
+  let bar: ReturnType<typeof progressBar> | undefined
+  let copied: number
+  try {
+    copied = await copyPostgresLog(url, path, (position, total) => {
+      if (total <= 50_000) return
+      bar ??= progressBar(total)
+      bar.update(position, { speed: Math.round(position / Math.max(seconds(), 1e-9)) })
+    })
+  } catch (error) {
+    fail(`cannot read the log from PostgreSQL: ${(error as Error).message}`)
+  }
+  bar?.stop()
+  process.stderr.write(`copied ${copied} events from PostgreSQL in ${seconds().toFixed(2)} s\n`)
+  return path
+}

@@ -50,6 +50,14 @@ const DDL = `
   );
   CREATE INDEX IF NOT EXISTS events_by_type ON events (type, position);`
 
+/** Creates the log's table when it is not there; two nodes starting at once are ordered by the append lock. */
+export async function openPostgresSchema (client: pg.Client): Promise<void> {
+  await client.query('BEGIN')
+  await client.query('SELECT pg_advisory_xact_lock($1)', [APPEND_LOCK])
+  await client.query(DDL)
+  await client.query('COMMIT')
+}
+
 const COLUMNS = 'position, stream AS stream_id, stream_version, type, schema_version, recorded_at, data, metadata, hash'
 
 interface Pending {
@@ -94,11 +102,7 @@ export class PostgresLog {
     const reader = new pg.Pool({ connectionString: url, max: 4 })
     await writer.connect()
     await notices.connect()
-    // Two nodes starting at once would race on CREATE TABLE: the append lock orders them.
-    await writer.query('BEGIN')
-    await writer.query('SELECT pg_advisory_xact_lock($1)', [APPEND_LOCK])
-    await writer.query(DDL)
-    await writer.query('COMMIT')
+    await openPostgresSchema(writer)
     await notices.query(`LISTEN ${CHANNEL}`)
     const head = await writer.query<{ position: string | null }>('SELECT max(position) AS position FROM events')
     return new PostgresLog(writer, reader, notices, clock, maxGroup, Number(head.rows[0]?.position ?? 0))
