@@ -120,6 +120,19 @@ t.test('every registered route is in the OpenAPI document, with a response for e
   t.ok(document.paths['/streams/{network_identifier}'].get.responses['200'].content['text/event-stream'], 'server-sent events as such')
 })
 
+t.test('SIGNUP=closed: POST /users is documented as it answers, a 403 without a token and never a 401', async t => {
+  const { service } = await startObserved(t, { env: { SIGNUP: 'closed' } })
+  const document = (await probe(service, 'GET', '/docs/json', {})).body
+  const signup = document.paths['/users'].post
+  t.notOk(signup.security, 'it takes the default, a bearer token')
+  t.ok(signup.responses['403'], 'its 403 is documented')
+  t.notOk(signup.responses['401'], 'no 401: it never answers one')
+  const body = { username: 'newcomer', password: 'long enough' }
+  t.equal((await probe(service, 'POST', '/users', { body })).status, 403, 'without a token')
+  t.equal((await probe(service, 'POST', '/users', { body, token: 'not-a-token' })).status, 403, 'with a bad one')
+  t.ok(document.paths['/sensors'].post.responses['401'], 'other routes keep their 401')
+})
+
 /** A request as a client makes it; the status, the media type and the body (not read for an event stream). */
 async function probe (service: Service, method: string, path: string, options: { token?: string, body?: unknown }) {
   const headers: Record<string, string> = {}

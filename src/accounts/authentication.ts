@@ -26,6 +26,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** A write the service still serves under READ_ONLY (the login: it records nothing there). */
     servedReadOnly?: boolean
+    /** The status a missing or bad token gets when it is not 401 (closed sign-up's 403): the OpenAPI document lists that one only. */
+    refusesTokenWith?: 403
   }
   interface FastifyRequest {
     userId: string

@@ -41,6 +41,8 @@ const accountRoutes: FastifyPluginAsyncZod<AccountRoutesOptions> = async functio
 
   app.post('/users', {
     onRequest: signup === 'closed' ? [signupLimit, requireInviter] : signupLimit,
+    // Closed, a missing or bad token is a 403 that says how to get an account, never a 401.
+    ...(signup === 'closed' ? { config: { refusesTokenWith: 403 } } : {}),
     schema: {
       // Open: anyone; closed: an existing user's bearer token.
       ...(signup === 'closed' ? {} : { security: [] }),

@@ -61,8 +61,9 @@ export function openApiTransform ({ readOnly, webSockets }: OpenApiTransformOpti
     if (hide === true && !webSocket) return { schema: { hide: true }, url }
 
     const security: Array<Record<string, unknown>> = schema.security ?? openapiObject.security ?? []
+    // A route that refuses a missing or bad token with another status (closed sign-up: 403) says so in its config.
     const needsToken = security.length > 0 && security.every(requirement => Object.keys(requirement).length > 0) &&
-      security.some(requirement => 'bearer' in requirement)
+      security.some(requirement => 'bearer' in requirement) && route.config?.refusesTokenWith === undefined
     const writes = [route.method].flat().some(method => WRITES.has(method))
     const declared: Schema = schema.response ?? {}
     const errorShape = Object.entries(declared).find(([status]) => Number(status) >= 400)?.[1] ?? Detail
