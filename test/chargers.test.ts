@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
-import { systemClock, type ManualClock } from '../src/clock.ts'
+import { ManualClock, systemClock } from '../src/clock.ts'
+import { FULL_RECORDS_PER_WINDOW } from '../src/broker/refusal-ledger.ts'
 import type { RecordedEvent } from '../src/store/recorded-event.ts'
 import { cleanEnv, root } from './helpers/process.ts'
 import { connectMqtt, createSensor, http, publish, startService, type Service, type Teardown } from './helpers/service.ts'
@@ -718,4 +719,45 @@ t.test('the refusal policy holds on the WebSocket too: a refusal keeps the conne
   t.strictSame(await closed, { code: 1008, reason: 'too many refused messages' })
   await service.app.store.transact(() => undefined)
   t.equal(eventsOf(service, 'c1', 'DeviceDisconnected').length, 1, 'one disconnect: the close itself adds none')
+})
+
+t.test('a charger flooding bad messages on its WebSocket adds a bounded number of events: identical ones are counted, distinct ones recorded up to a budget', async t => {
+  const clock = new ManualClock()
+  const service = await startService(t, { clock, env: { MQTT_MAX_REFUSALS_PER_MINUTE: '100000' } })
+  const owner = await createOwner(service)
+  const pair = await registerPair(service, owner, 'c1', 'w1')
+  const charger = await connectCharger(t, service, pair)
+  /** The next `count` messages on the socket, in order. */
+  const errors = async (count: number) => {
+    const messages = []
+    for (let i = 0; i < count; i++) messages.push(await charger.next())
+    return messages
+  }
+
+  // 200 identical bad messages, then 50 distinct ones (each a different soc out of range).
+  let answered = errors(200)
+  for (let i = 0; i < 200; i++) charger.ws.send('not json')
+  t.ok((await answered).every(m => m.event === 'error' && m.data.reason === 'invalid_json'), 'each identical one is told')
+  answered = errors(50)
+  for (let i = 0; i < 50; i++) charger.ws.send(reading(101 + i))
+  t.ok((await answered).every(m => m.event === 'error' && m.data.reason === 'invalid_payload'), 'each distinct one is told')
+  const reported = committed(service, e => e.type === 'StateOfChargeReported')
+  charger.ws.send(reading(50))
+  t.match(await reported, { data: { charger_id: 'c1', soc: 50 } }, 'a good reading among them is recorded')
+  // Past CHARGER_MAX_RATE, the same reading again and again: decided in the unit, counted like the rest.
+  answered = errors(20)
+  for (let i = 0; i < 20; i++) charger.ws.send(reading(60))
+  t.ok((await answered).every(m => m.event === 'error' && m.data.reason === 'rate_exceeded'), 'each reading too soon is told')
+  t.equal(charger.ws.readyState, WebSocket.OPEN, 'never cut off (the limit is raised for this test)')
+
+  const summarized = committed(service, e => e.type === 'RefusalsSummarized')
+  clock.advance(60_000)
+  await summarized
+  await service.app.store.transact(() => undefined)
+  const rejected = eventsOf(service, 'c1', 'MessageRejected')
+  const summaries = eventsOf(service, 'c1', 'RefusalsSummarized').map(e => e.data)
+  t.equal(rejected.length, FULL_RECORDS_PER_WINDOW, `${rejected.length} rejections recorded in full: the budget`)
+  t.match(summaries.find(s => s.reason === 'invalid_json'), { refusal: 'MessageRejected', count: 199, topics: ['/chargers/c1'] }, 'the 199 identical ones: one summary')
+  t.equal(rejected.length + summaries.reduce((n, s) => n + s.count, 0), 270, 'every refusal is recorded or counted')
+  t.equal(eventsOf(service, 'c1', 'StateOfChargeReported').length, 1, 'the good reading is recorded')
 })

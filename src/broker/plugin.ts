@@ -51,6 +51,11 @@ export interface DeviceBrokerDecorator {
   disconnectDevice(streamId: string): void
   /** Accepted MQTT connections waiting for their turn to be set up (after a power cut, the fleet). */
   readonly connectionsWaiting: number
+  /**
+   * The refusal ledger the broker keeps (a refusal like one on record is counted into a summary a
+   * minute, not recorded again): devices that speak another protocol (a charger's WebSocket) use it too.
+   */
+  readonly refusals: RefusalLedger
   /** The MQTT port, once listening (shown to people registering a device). */
   readonly port: number | undefined
 }
@@ -163,6 +168,7 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
     },
     get port () { return tcpPort },
     get connectionsWaiting () { return admission.waiting },
+    refusals: ledger,
     publish (message: ServicePublish) {
       return new Promise<void>((resolve, reject) => {
         aedes.publish({ cmd: 'publish', topic: message.topic, payload: Buffer.from(message.payload), qos: message.qos, retain: message.retain, dup: false },

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto'
+import { crc32 } from 'node:zlib'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import type { WebSocket } from 'ws'
 import { z } from 'zod'
 import { ChargerSocketMessage } from '../../events/chargers.ts'
 import type { EventOf, Metadata } from '../../events/index.ts'
 import { sha256 } from '../accounts/secrets.ts'
+import type { RefusalKey } from '../broker/refusal-ledger.ts'
 import { RefusalWindow } from '../broker/refusal-window.ts'
 import { Audiences } from '../live/audiences.ts'
 import { sendBounded } from '../live/websocket.ts'
@@ -134,12 +136,25 @@ const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async funct
       void end({ reason: 'too_many_refusals', detail: refusals.detail })
       socket.close(CLOSE_TOO_MANY_REFUSALS, 'too many refused messages')
     }
+    // The refusal ledger of MQTT's devices: a refusal like one on record is counted into the
+    // minute's summary, not recorded again, so a flood of bad messages adds a bounded number of events.
+    const ledger = app.broker.refusals
+    const keyOf = (reason: RefusalKey['reason'], detail: string, text: string): RefusalKey =>
+      ({ streamId, refusal: 'MessageRejected', source: clientId, username: chargerId, reason, topic, detail, payload: crc32(text) })
     const reject = (reason: 'invalid_json' | 'invalid_payload', detail: string, text: string) => {
       sendBounded(socket, JSON.stringify({ event: 'error', data: { reason, message: detail } }))
-      app.store.append(streamId, [{
-        type: 'MessageRejected',
-        data: { topic, client_id: clientId, username: chargerId, reason, detail, payload_excerpt: excerpt(text), payload_bytes: Buffer.byteLength(text) }
-      }], { metadata: metadata() }).catch(failed)
+      const key = keyOf(reason, detail, text)
+      if (ledger.claim(key)) {
+        app.store.append(streamId, [{
+          type: 'MessageRejected',
+          data: { topic, client_id: clientId, username: chargerId, reason, detail, payload_excerpt: excerpt(text), payload_bytes: Buffer.byteLength(text) }
+        }], { metadata: metadata() }).catch(error => {
+          ledger.forget(key)
+          failed(error)
+        })
+      } else {
+        ledger.counted(key)
+      }
       refused()
     }
 
@@ -161,11 +176,16 @@ const chargerSockets: FastifyPluginAsyncZod<ChargerSocketsOptions> = async funct
           : decideCharger({
             type: 'ReportStateOfCharge', soc: message.data.data.soc, via: 'websocket', at: tx.now, min_interval_ms: minIntervalMs, client_id: clientId, topic
           }, charger.state)
-        tx.append(streamId, events, { metadata: metadata() })
-        return events
-      }).then(events => {
         const rejection = events.find(e => e.type === 'MessageRejected')
-        if (rejection === undefined) return
+        const key = rejection === undefined ? undefined : keyOf(rejection.data.reason, rejection.data.detail, text)
+        // One like it on record: only counted, after the commit (a unit only reads and appends).
+        const repeated = key !== undefined && ledger.isRepeat(key)
+        if (!repeated) tx.append(streamId, events, { metadata: metadata() })
+        return { rejection, key, repeated }
+      }).then(({ rejection, key, repeated }) => {
+        if (rejection === undefined || key === undefined) return
+        if (repeated) ledger.counted(key)
+        else ledger.recorded(key)
         sendBounded(socket, JSON.stringify({ event: 'error', data: { reason: rejection.data.reason, message: rejection.data.detail } }))
         refused()
       }, failed)
