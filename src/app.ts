@@ -69,7 +69,7 @@ async function app (instance: FastifyInstance, { config, clock: givenClock }: Ap
 
   // The writer thread imports the read models itself: functions do not cross threads.
   const projections = { module: new URL('./projections.ts', import.meta.url), export: 'allProjections' }
-  await app.register(store, { path: config.DATABASE_PATH, projections, clock, maxGroup: config.GROUP_COMMIT_MAX, readOnly: config.READ_ONLY })
+  await app.register(store, { path: config.DATABASE_PATH, projections, clock, maxGroup: config.GROUP_COMMIT_MAX, readOnly: config.READ_ONLY, postgresUrl: config.DATABASE_URL })
   await app.register(checkpoints, { keyPath: checkpointKeyPath(config.DATABASE_PATH), intervalHours: config.CHECKPOINT_INTERVAL_HOURS })
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } })
   if (config.READ_ONLY) {

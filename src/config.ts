@@ -8,6 +8,8 @@ export const ConfigSchema = z.object({
   PORT: port.default(3000),
   MQTT_PORT: port.default(1883),
   DATABASE_PATH: z.string().min(1).default('data/devicelog.db'),
+  /** Several nodes: the log in PostgreSQL (postgres://...), shared by them; DATABASE_PATH is then this node's replica of it. */
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'a PostgreSQL url: postgres://user@host/database').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Shown by GET /status, as the reference did. */
   ENVIRONMENT: z.string().default('development'),

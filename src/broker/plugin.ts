@@ -82,8 +82,9 @@ export interface BrokerOptions {
 
 export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusalsPerMinute, maxAuthFailuresPerMinute, authBlockSeconds, observer }) {
   // Devices the log still calls connected were cut off by an unclean stop: say so first.
-  // (A read-only copy is the past: there they were connected, and nothing is recorded.)
-  const stale = app.store.readOnly ? [] : app.devices.connected()
+  // (A read-only copy is the past: there they were connected, and nothing is recorded. On a log
+  // other nodes share, they may be connected to one of them: not this node's to end.)
+  const stale = app.store.readOnly || app.store.shared ? [] : app.devices.connected()
   if (stale.length > 0) {
     const metadata = { actor: 'system' }
     await app.store.transact(tx => {

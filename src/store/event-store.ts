@@ -7,7 +7,7 @@ import { openDatabase, type Db } from './database.ts'
 import type { Projection } from './projection.ts'
 import { decodeRow, encodeData, GENESIS_HASH, isoTime, type EventRow, type RecordedEvent } from './recorded-event.ts'
 import { writerBundle } from './thread-bundle.ts'
-import { FIELD, ROW, type WriterInit, type WriterLimitReply, type WriterReady, type WriterReply, type WriterRequest } from './writer.ts'
+import { FIELD, ROW, type WriterAppended, type WriterInit, type WriterLimitReply, type WriterReady, type WriterReply, type WriterRequest } from './writer.ts'
 
 /**
  * `no_stream`: the stream must not exist yet; a number: its current version must be exactly that;
@@ -73,6 +73,8 @@ export interface EventStoreOptions {
   clock: Clock
   /** Most units of work committed in one transaction. */
   maxGroup?: number
+  /** DATABASE_URL: the log is PostgreSQL's, shared with other nodes; `path` is this node's replica of it. */
+  postgresUrl?: string
   /** Where a storage fault is told, once when it begins and once when it ends (the service's logger). */
   log?: StoreLog
   /**
@@ -158,7 +160,8 @@ export class EventStore {
     head: WriterReady,
     private readonly clock: Clock,
     private readonly maxGroup: number,
-    private readonly log: StoreLog | undefined
+    private readonly log: StoreLog | undefined,
+    private readonly sharedLog = false
   ) {
     this.position = head.position
     this.hash = head.hash
@@ -167,8 +170,9 @@ export class EventStore {
       this.currentHealth = { status: 'read_only' }
       return
     }
-    worker.on('message', (reply: WriterReply | WriterLimitReply) => {
+    worker.on('message', (reply: WriterReply | WriterLimitReply | WriterAppended) => {
       if ('maxPageCount' in reply) this.limited(reply)
+      else if ('appended' in reply) this.appended(reply)
       else this.committed(reply)
     })
     worker.on('error', error => this.fail(error))
@@ -176,9 +180,9 @@ export class EventStore {
   }
 
   /** Starts the writer thread (which creates the schema and rebuilds changed projections), then opens a read connection. */
-  static async open ({ path, projections, clock, maxGroup = 1000, log, readOnly = false }: EventStoreOptions): Promise<EventStore> {
+  static async open ({ path, projections, clock, maxGroup = 1000, log, readOnly = false, postgresUrl }: EventStoreOptions): Promise<EventStore> {
     if (readOnly) return EventStore.openReadOnly(path, projections, clock, log)
-    const workerData: WriterInit = { path, projectionsModule: String(projections.module), projectionsExport: projections.export }
+    const workerData: WriterInit = { path, projectionsModule: String(projections.module), projectionsExport: projections.export, postgresUrl }
     const worker = new Worker(await writerBundle(workerData.projectionsModule) ?? new URL('./writer-thread.mjs', import.meta.url), { workerData })
     const ready = await new Promise<WriterReady>((resolve, reject) => {
       const exited = (code: number) => failed(new Error(`the log's writer thread exited (${code}) before it was ready`))
@@ -186,7 +190,7 @@ export class EventStore {
       const started = (message: WriterReady) => { worker.off('error', failed); worker.off('exit', exited); resolve(message) }
       worker.once('message', started).once('error', failed).once('exit', exited)
     })
-    return new EventStore(openDatabase(path, 'reader'), worker, ready, clock, maxGroup, log)
+    return new EventStore(openDatabase(path, 'reader'), worker, ready, clock, maxGroup, log, postgresUrl !== undefined)
   }
 
   /**
@@ -216,6 +220,9 @@ export class EventStore {
 
   /** Whether the log is served for reading only: every transact is refused (405). */
   get readOnly (): boolean { return this.worker === undefined }
+
+  /** Whether other nodes append to the same log (DATABASE_URL): what this node finds in it may be theirs. */
+  get shared (): boolean { return this.sharedLog }
 
   /** Run `work` in the next group; resolves with its result once that group is committed. */
   transact<T> (work: Work<T>): Promise<T> {
@@ -346,10 +353,28 @@ export class EventStore {
     return group
   }
 
+  /** Another node's events (the log in PostgreSQL), in this node's replica now: told to the listeners as any commit. */
+  private appended ({ appended, hash }: WriterAppended): void {
+    if (appended.length === 0) return
+    this.position = appended.at(-1)!.position
+    this.hash = hash
+    for (const event of appended) this.committedVersions.set(event.stream_id, event.stream_version)
+    const commit: GroupCommit = { units: 0, seconds: 0 }
+    for (const listener of this.listeners) {
+      try { listener(appended, commit) } catch { /* a listener's failure must not undo a commit */ }
+    }
+  }
+
   private committed (reply: WriterReply): void {
     const group = this.inFlight
     if (group === undefined || reply.id !== group.id) return
     this.inFlight = undefined
+    if (!reply.ok && 'stale' in reply) {
+      // Another node appended first: its events came just before; every unit decides again on them.
+      this.queue.unshift(...group.units.map(unit => unit.pending))
+      this.flush()
+      return
+    }
     if (!reply.ok) {
       if (reply.cause !== undefined) this.degraded(reply.cause, reply.error)
       else if (reply.unit === null) this.log?.error({ err: reply.error }, 'the event log could not commit a group')

@@ -43,10 +43,11 @@ async function build (projectionsModule: string): Promise<URL> {
     // CommonJS packages in the graph (@fastify/error) require Node's own modules.
     banner: { js: "import { createRequire as __bundleRequire } from 'node:module'; const require = __bundleRequire(import.meta.url);" },
     plugins: [{
-      // The native addon stays a package of its own, imported by its absolute path (the bundle lives in the temp folder).
+      // The native addon (and pg, whose optional native half esbuild cannot resolve) stay packages of
+      // their own, imported by their absolute paths (the bundle lives in the temp folder).
       name: 'native-addons',
       setup (plugin) {
-        plugin.onResolve({ filter: /^better-sqlite3$/ }, args => ({ path: pathToFileURL(require.resolve(args.path)).href, external: true }))
+        plugin.onResolve({ filter: /^(better-sqlite3|pg)$/ }, args => ({ path: pathToFileURL(require.resolve(args.path)).href, external: true }))
       }
     }]
   })

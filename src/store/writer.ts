@@ -2,11 +2,12 @@
 // rows already positioned, versioned and timestamped by the service, and hashes, inserts,
 // projects and commits each group in one transaction, so the thread that runs the broker and
 // HTTP never waits for SQLite or fsync. Started by writer-thread.mjs (TypeScript through tsx).
-import { parentPort, workerData } from 'node:worker_threads'
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
 import { eventDefinitions, type EventType } from '../../events/index.ts'
 import { NameIds, openDatabase, type Db } from './database.ts'
 import { FoldedEvent, Projections, rebuildProjections, resetChangedProjections, type Projection } from './projection.ts'
-import { chainHash, GENESIS_HASH, isoTime, type RecordedEvent } from './recorded-event.ts'
+import { chainHash, decodeRow, GENESIS_HASH, isoTime, type EventRow, type RecordedEvent } from './recorded-event.ts'
+import { PostgresPrimary } from './postgres/primary.ts'
 
 /**
  * A group crosses as one string: rows ROW apart, each row's stream id, stream version, type,
@@ -31,6 +32,11 @@ export type WriterReply =
   | { id: number, ok: true, hashes: string[], seconds: number }
   /** `cause`: the storage failed (see storageCause); the whole group failed with it (`unit` is null). */
   | { id: number, ok: false, unit: number | null, error: { name: string, message: string, code?: string }, cause?: string }
+  /** Another node appended first (PostgreSQL): its events came as `appended` messages; decide the group again on them. */
+  | { id: number, ok: false, stale: true }
+
+/** Events another node appended (PostgreSQL), now in this node's replica: the service tells its listeners. */
+export interface WriterAppended { appended: RecordedEvent[], hash: string }
 
 /** The writer's answer to `max_page_count`: the cap now in force (SQLite never sets it below the database's size). */
 export interface WriterLimitReply { id: number, maxPageCount: number }
@@ -55,12 +61,17 @@ function storageWords (code: string): string | undefined {
 
 export interface WriterInit {
   path: string
+  /** DATABASE_URL: the log is PostgreSQL's, shared by the nodes; this file is the node's replica of it. */
+  postgresUrl?: string
   /** A module that exports the projections (the service's list), and the export's name. */
   projectionsModule: string
   projectionsExport: string
 }
 
 export interface WriterReady { ready: true, position: number, hash: string }
+
+/** A group inserted and folded, not committed yet. */
+interface Staged { rows: EventRow[], hashes: string[], previous: string, began: number }
 
 export class Writer {
   private readonly projections: Projections
@@ -91,10 +102,21 @@ export class Writer {
 
   /** Appends and projects one group in one transaction; on any failure nothing of it stays. */
   append (request: Extract<WriterRequest, { op: 'commit' }>): WriterReply {
+    const staged = this.stage(request)
+    if ('reply' in staged) return staged.reply
+    return this.finish(request.id, staged, () => {})
+  }
+
+  /**
+   * BEGIN, the group's rows and their folds, not committed yet: the rows as stored (for
+   * PostgreSQL) and the hashes; or the failure's reply, everything rolled back.
+   */
+  stage (request: Extract<WriterRequest, { op: 'commit' }>): { reply: WriterReply } | Staged {
     const { id, unitEnds, recordedAt, first } = request
     const rows = request.rows.split(ROW)
     const iso = isoTime(recordedAt)
     const hashes: string[] = new Array(rows.length)
+    const stored: EventRow[] = new Array(rows.length)
     let previous = this.hash
     let index = -1
     const began = performance.now()
@@ -109,6 +131,7 @@ export class Writer {
         const definition = eventDefinitions[type as EventType]
         const hash = chainHash(previous, position, streamId, version, type, definition.version, iso, data, metadata)
         this.insert.run(position, this.streams.id(streamId), version, this.types.id(type), definition.version, recordedAt, data, metadata, hash)
+        stored[index] = { position, stream_id: streamId, stream_version: version, type, schema_version: definition.version, recorded_at: recordedAt, data, metadata, hash }
         previous = hash.toString('hex')
         hashes[index] = previous
         if (this.projections.handles(type)) {
@@ -117,28 +140,69 @@ export class Writer {
       }
       index = rows.length
       this.projections.flush()
-      index = -1
-      this.commit.run()
     } catch (error) {
-      // After a full disk or an I/O error SQLite may have rolled back already, or fail to; either
-      // way the thread must live on to take the next group.
-      if (this.db.inTransaction) try { this.rollback.run() } catch {}
-      this.projections.discard()
-      this.streams.rolledBack()
-      this.types.rolledBack()
+      this.undo()
       const { name, message, code } = error as Error & { code?: string }
       // A row's own failure (a constraint, a fold that refuses it) is its unit's. The storage
-      // failing (full, I/O, busy) or a failure at the group's end (a fold's flush, COMMIT) is
-      // the whole group's: running the rest again would only fail again.
+      // failing (full, I/O, busy) or a failure at the group's end (a fold's flush) is the whole
+      // group's: running the rest again would only fail again.
       const cause = storageCause(code)
       const unit = index < 0 || index >= rows.length || cause !== undefined ? null : unitEnds.findIndex(end => index < end)
-      return { id, ok: false, unit, error: { name, message, code }, cause }
+      return { reply: { id, ok: false, unit, error: { name, message, code }, cause } }
+    }
+    return { rows: stored, hashes, previous, began }
+  }
+
+  /** COMMITs a staged group (after `beforeCommit`, PostgreSQL's commit of the same rows when the log is there). */
+  finish (id: number, staged: Staged, beforeCommit: () => void): WriterReply {
+    try {
+      beforeCommit()
+      this.commit.run()
+    } catch (error) {
+      this.undo()
+      const { name, message, code } = error as Error & { code?: string }
+      return { id, ok: false, unit: null, error: { name, message, code }, cause: storageCause(code) }
     }
     this.streams.committed()
     this.types.committed()
-    this.position += rows.length
-    this.hash = previous
-    return { id, ok: true, hashes, seconds: (performance.now() - began) / 1000 }
+    this.position += staged.rows.length
+    this.hash = staged.previous
+    return { id, ok: true, hashes: staged.hashes, seconds: (performance.now() - staged.began) / 1000 }
+  }
+
+  /** A staged group's end without its commit: nothing of it stays. */
+  undo (): void {
+    // After a full disk or an I/O error SQLite may have rolled back already, or fail to; either
+    // way the thread must live on to take the next group.
+    if (this.db.inTransaction) try { this.rollback.run() } catch {}
+    this.projections.discard()
+    this.streams.rolledBack()
+    this.types.rolledBack()
+  }
+
+  /** Rows another node appended (PostgreSQL), stored and folded as they are, in one transaction; the events, for the service's listeners. */
+  replicate (rows: readonly EventRow[]): RecordedEvent[] {
+    this.begin.run()
+    try {
+      for (const row of rows) {
+        if (row.position !== this.position + 1) throw new Error(`position ${row.position} does not follow ${this.position}`)
+        this.insert.run(row.position, this.streams.id(row.stream_id), row.stream_version, this.types.id(row.type), row.schema_version, row.recorded_at, row.data, row.metadata, row.hash)
+        const hash = row.hash.toString('hex')
+        if (this.projections.handles(row.type)) {
+          this.projections.apply(new FoldedEvent(row.type, row.data, row.position, row.stream_id, row.stream_version, row.schema_version, isoTime(row.recorded_at), row.metadata, hash) as RecordedEvent)
+        }
+        this.position = row.position
+        this.hash = hash
+      }
+      this.projections.flush()
+      this.commit.run()
+    } catch (error) {
+      this.undo()
+      throw error
+    }
+    this.streams.committed()
+    this.types.committed()
+    return rows.map(decodeRow)
   }
 
   maxPageCount (pages: number): number {
@@ -158,6 +222,13 @@ export function runWriter (module: Record<string, unknown>): void {
   const port = parentPort
   const init = workerData as WriterInit
   const writer = new Writer(openDatabase(init.path, 'writer'), (module[init.projectionsExport] as readonly Projection[] | undefined) ?? [])
+  if (init.postgresUrl !== undefined) {
+    runReplica(port, writer, init.postgresUrl, init.path).catch(error => {
+      // The thread cannot go on (PostgreSQL unreachable at start, a replica that diverged): the service learns it from the thread's error.
+      setImmediate(() => { throw error })
+    })
+    return
+  }
   port.postMessage({ ready: true, position: writer.position, hash: writer.hash } satisfies WriterReady)
   port.on('message', (request: WriterRequest) => {
     if (request.op === 'commit') {
@@ -170,4 +241,94 @@ export function runWriter (module: Record<string, unknown>): void {
       port.close()
     }
   })
+}
+
+/**
+ * DATABASE_URL: the log is PostgreSQL's, one chain for every node; this node's file is its
+ * replica (the rows and the projections, folded from it). A group takes PostgreSQL's append lock,
+ * and under it: if another node appended since, those rows are folded into the replica and sent to
+ * the service, and the group is decided again on them (`stale`); else the group is inserted and
+ * folded into the replica, committed in PostgreSQL (the durable point: then it is acknowledged),
+ * then in the replica. Between groups, another node's commit (NOTIFY) is folded in as it comes.
+ * The replica's projections check their constraints (a name registered twice) against the whole
+ * log, since nobody appends while the lock is held.
+ */
+async function runReplica (port: MessagePort, writer: Writer, url: string, path: string): Promise<void> {
+  let work: Promise<void> = Promise.resolve()
+  /** One thing at a time on the replica and on the connection: groups and catch-ups in turn. */
+  const serial = (task: () => Promise<void>) => {
+    work = work.then(task).catch(error => { setImmediate(() => { throw error }) })
+  }
+  const catchUp = async (tell: boolean) => {
+    for (let rows = await primary.rowsAfter(writer.position); rows.length > 0; rows = await primary.rowsAfter(writer.position)) {
+      const appended = writer.replicate(rows)
+      if (tell) port.postMessage({ appended, hash: writer.hash } satisfies WriterAppended)
+    }
+  }
+  const primary = await PostgresPrimary.open(url, position => {
+    if (position > writer.position) serial(() => catchUp(true))
+  })
+  if (writer.position > 0 && await primary.hashAt(writer.position) !== writer.hash) {
+    throw new Error(`${path} is not a replica of the log in PostgreSQL (its row ${writer.position} differs, or is not there): remove the file, and it is built again from PostgreSQL`)
+  }
+  await catchUp(false)
+  port.postMessage({ ready: true, position: writer.position, hash: writer.hash } satisfies WriterReady)
+
+  const commitGroup = async (request: Extract<WriterRequest, { op: 'commit' }>) => {
+    let head: number
+    try {
+      head = await primary.begin()
+    } catch (error) {
+      await primary.rollback()
+      port.postMessage(postgresFailure(request.id, error))
+      return
+    }
+    // Another node appended since this group was decided (or since the service last heard): decided again on it.
+    if (head !== writer.position || request.first !== writer.position + 1) {
+      await catchUp(true)
+      await primary.rollback()
+      port.postMessage({ id: request.id, ok: false, stale: true } satisfies WriterReply)
+      return
+    }
+    const staged = writer.stage(request)
+    if ('reply' in staged) {
+      await primary.rollback()
+      port.postMessage(staged.reply)
+      return
+    }
+    try {
+      await primary.commit(staged.rows)
+    } catch (error) {
+      writer.undo()
+      await primary.rollback()
+      port.postMessage(postgresFailure(request.id, error))
+      return
+    }
+    const reply = writer.finish(request.id, staged, () => {})
+    if (reply.ok) return port.postMessage(reply)
+    // Durable in PostgreSQL but not in the replica (its disk): read back from PostgreSQL, it is acknowledged.
+    await catchUp(false)
+    port.postMessage({ id: request.id, ok: true, hashes: staged.hashes, seconds: (performance.now() - staged.began) / 1000 } satisfies WriterReply)
+  }
+
+  port.on('message', (request: WriterRequest) => {
+    if (request.op === 'commit') {
+      serial(() => commitGroup(request))
+    } else if (request.op === 'max_page_count') {
+      port.postMessage({ id: request.id, maxPageCount: writer.maxPageCount(request.pages) } satisfies WriterLimitReply)
+    } else {
+      serial(async () => {
+        await primary.close()
+        writer.close()
+        port.postMessage({ id: request.id, ok: true, hashes: [], seconds: 0 } satisfies WriterReply)
+        port.close()
+      })
+    }
+  })
+}
+
+/** PostgreSQL could not take the group (unreachable, its disk): the whole group fails, and the service says why. */
+function postgresFailure (id: number, error: unknown): WriterReply {
+  const { name, message, code } = error as Error & { code?: string }
+  return { id, ok: false, unit: null, error: { name, message, code }, cause: `PostgreSQL: ${message}` }
 }

@@ -32,8 +32,8 @@ export interface PostgresLogOptions {
 }
 
 /** The one lock every node takes to append ('devl'). */
-const APPEND_LOCK = 0x6465766c
-const CHANNEL = 'devicelog_commits'
+export const APPEND_LOCK = 0x6465766c
+export const CHANNEL = 'devicelog_commits'
 
 const DDL = `
   CREATE TABLE IF NOT EXISTS events (

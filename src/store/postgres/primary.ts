@@ -1,0 +1,66 @@
+import pg from 'pg'
+import type { EventRow } from '../recorded-event.ts'
+import { APPEND_LOCK, CHANNEL, openPostgresSchema } from './log.ts'
+
+/**
+ * The log in PostgreSQL as the writer thread of a node sees it (DATABASE_URL): the one chain every
+ * node appends to, under the append lock, and reads the others' appends from. The node's own
+ * SQLite file is its replica: the log's rows and its projections, folded from this log.
+ */
+export class PostgresPrimary {
+  private constructor (private readonly client: pg.Client, private readonly notices: pg.Client) {}
+
+  static async open (url: string, onCommit: (position: number) => void): Promise<PostgresPrimary> {
+    const client = new pg.Client({ connectionString: url })
+    const notices = new pg.Client({ connectionString: url })
+    await client.connect()
+    await notices.connect()
+    await openPostgresSchema(client)
+    notices.on('notification', message => onCommit(Number(message.payload)))
+    await notices.query(`LISTEN ${CHANNEL}`)
+    return new PostgresPrimary(client, notices)
+  }
+
+  /** Rows after `position`, in order, at most `limit` of them. */
+  async rowsAfter (position: number, limit = 5000): Promise<EventRow[]> {
+    const { rows } = await this.client.query<Omit<EventRow, 'position' | 'recorded_at'> & { position: string, recorded_at: string }>(
+      `SELECT position, stream AS stream_id, stream_version, type, schema_version, recorded_at, data, metadata, hash
+        FROM events WHERE position > $1 ORDER BY position LIMIT $2`, [position, limit])
+    return rows.map(row => ({ ...row, position: Number(row.position), recorded_at: Number(row.recorded_at) }))
+  }
+
+  /** The hash at a position (hex), undefined where there is no row. */
+  async hashAt (position: number): Promise<string | undefined> {
+    const { rows } = await this.client.query<{ hash: Buffer }>('SELECT hash FROM events WHERE position = $1', [position])
+    return rows[0]?.hash.toString('hex')
+  }
+
+  /** Begins a group: the transaction, the append lock (held until commit or rollback), and the head under it. */
+  async begin (): Promise<number> {
+    await this.client.query('BEGIN')
+    await this.client.query('SELECT pg_advisory_xact_lock($1)', [APPEND_LOCK])
+    const { rows } = await this.client.query<{ position: string | null }>('SELECT max(position) AS position FROM events')
+    return Number(rows[0]?.position ?? 0)
+  }
+
+  /** Inserts the group's rows (as the replica stored them, hashes included), tells every node, and commits. */
+  async commit (rows: readonly EventRow[]): Promise<void> {
+    const columns: unknown[][] = [[], [], [], [], [], [], [], [], []]
+    for (const row of rows) {
+      const values = [row.position, row.stream_id, row.stream_version, row.type, row.schema_version, row.recorded_at, row.data, row.metadata, row.hash]
+      values.forEach((value, i) => columns[i]!.push(value))
+    }
+    await this.client.query(`INSERT INTO events (position, stream, stream_version, type, schema_version, recorded_at, data, metadata, hash)
+      SELECT * FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::text[], $5::integer[], $6::bigint[], $7::text[], $8::text[], $9::bytea[])`, columns)
+    await this.client.query('SELECT pg_notify($1, $2)', [CHANNEL, String(rows.at(-1)!.position)])
+    await this.client.query('COMMIT')
+  }
+
+  async rollback (): Promise<void> {
+    await this.client.query('ROLLBACK').catch(() => {})
+  }
+
+  async close (): Promise<void> {
+    await Promise.all([this.client.end(), this.notices.end()])
+  }
+}

@@ -1,0 +1,82 @@
+// Several nodes on one PostgreSQL log (DATABASE_URL): each node's SQLite file is its replica,
+// folded from the one chain; what one node records, the others serve, and a name registered at
+// once on two nodes is taken once. Real services, a throwaway PostgreSQL cluster, real MQTT.
+import t from 'tap'
+import { PostgresLog } from '../src/store/postgres/log.ts'
+import { systemClock } from '../src/clock.ts'
+import { withPostgres } from './helpers/postgres.ts'
+import { connectSensor, createSensor, http, publish, startService, type Service } from './helpers/service.ts'
+
+/** Resolves once the node's replica has folded the log up to `position` (its listeners told). */
+function reached (service: Service, position: number): Promise<void> {
+  return new Promise(resolve => {
+    if (service.app.store.headPosition >= position) return resolve()
+    const stop = service.app.store.subscribe(() => {
+      if (service.app.store.headPosition < position) return
+      stop()
+      resolve()
+    })
+  })
+}
+
+t.test('two nodes on one PostgreSQL log: one chain, each serves what the other recorded, a name is taken once', async t => {
+  const url = await withPostgres(t)
+  const env = { DATABASE_URL: url }
+  const a = await startService(t, { env })
+  const b = await startService(t, { env })
+
+  // Registered on node A: node B learns it (NOTIFY, then its replica folds it) and lets the sensor in.
+  const sensor = await createSensor(a, { configuration: { interval: 5 } })
+  await reached(b, a.app.store.headPosition)
+  const client = await connectSensor(t, b, sensor)
+  t.ok(client.connected, "node B knows the sensor node A registered: its credentials came through the log")
+
+  // Measured through node B: node A serves it.
+  const onA = new Promise<void>(resolve => {
+    const stop = a.app.store.subscribe(events => {
+      if (events.some(e => e.type === 'MeasurementsRecorded')) { stop(); resolve() }
+    })
+  })
+  await publish(client, `measurements/${sensor.sensorId}`, { measurements: [{ revision: 0, timestamp: 1_767_225_600, value: { celsius: 21.5 } }] })
+  await onA
+  const measurements = await http(a, 'GET', `/sensors/${sensor.sensorId}/measurements`, { token: sensor.token })
+  t.equal(measurements.status, 200)
+  t.same(measurements.body, [{ revision: 0, creation_timestamp: 1_767_225_600, measurement: { celsius: 21.5 } }], 'node A serves the measurement node B recorded')
+  await client.endAsync()
+
+  // The same user name on both nodes at once: one account.
+  const body = { username: 'same-name', password: 'correct horse' }
+  const [onNodeA, onNodeB] = await Promise.all([http(a, 'POST', '/users', { body }), http(b, 'POST', '/users', { body })])
+  t.same([onNodeA.status, onNodeB.status].sort(), [201, 409], 'one node registers it, the other answers 409')
+
+  // Appends from both at once: one chain, no gaps.
+  await Promise.all(Array.from({ length: 10 }, (_, i) => http(i % 2 === 0 ? a : b, 'POST', '/networks', { token: sensor.token, body: { network_name: `n${i}` } })))
+  const log = await PostgresLog.open({ url, clock: systemClock })
+  t.teardown(() => log.close())
+  const verified = await log.verify()
+  t.match(verified, { ok: true }, 'one hash chain')
+  await Promise.all([reached(a, verified.ok ? verified.count : 0), reached(b, verified.ok ? verified.count : 0)])
+  t.equal(a.app.store.headPosition, b.app.store.headPosition, 'both replicas at the head')
+  const networks = (service: Service) => http(service, 'GET', '/networks', { token: sensor.token }).then(r => r.body)
+  t.same(await networks(a), await networks(b), 'both nodes serve the same networks')
+})
+
+t.test('a node restarted on its replica catches up with what the others recorded meanwhile', async t => {
+  const url = await withPostgres(t)
+  const env = { DATABASE_URL: url }
+  const a = await startService(t, { env })
+  const b = await startService(t, { env })
+  const sensor = await createSensor(a)
+  await connectSensor(t, a, sensor)
+  await reached(b, a.app.store.headPosition)
+  const dir = b.dir
+  await b.close()
+  const network = await http(a, 'POST', '/networks', { token: sensor.token, body: { network_name: 'while B was down' } })
+  t.equal(network.status, 201)
+  const again = await startService(t, { env, dir })
+  t.equal(again.app.store.headPosition, a.app.store.headPosition, 'caught up at start')
+  const listed = await http(again, 'GET', '/networks', { token: sensor.token })
+  t.ok(listed.body.some((n: { network_name: string }) => n.network_name === 'while B was down'), 'and serves it')
+  const presence = again.app.store.read({ stream: `sensor-${sensor.sensorId}` }).map(e => e.type).filter(type => type.startsWith('Device'))
+  t.same(presence, ['DeviceConnected'], "node B's start does not end the sensor connected to node A")
+})
