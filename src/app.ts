@@ -90,7 +90,8 @@ async function app (instance: FastifyInstance, { config, clock: givenClock }: Ap
     maxRefusalsPerMinute: config.MQTT_MAX_REFUSALS_PER_MINUTE,
     maxAuthFailuresPerMinute: config.MQTT_MAX_AUTH_FAILURES_PER_MINUTE,
     authBlockSeconds: config.MQTT_AUTH_BLOCK_SECONDS,
-    observer: app.metrics.broker
+    observer: app.metrics.broker,
+    redisUrl: config.REDIS_URL
   })
   await app.register(authentication)
   // Only the routes that opt in (`onRequest: app.rateLimit(...)`) are limited, per address; the 429 is a catalogue error.

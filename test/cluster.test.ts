@@ -5,6 +5,8 @@ import t from 'tap'
 import { PostgresLog } from '../src/store/postgres/log.ts'
 import { systemClock } from '../src/clock.ts'
 import { withPostgres } from './helpers/postgres.ts'
+import { withRedis } from './helpers/redis.ts'
+import { createSocket, startPlug } from './helpers/sockets.ts'
 import { connectSensor, createSensor, http, publish, startService, type Service } from './helpers/service.ts'
 
 /** Resolves once the node's replica has folded the log up to `position` (its listeners told). */
@@ -79,4 +81,23 @@ t.test('a node restarted on its replica catches up with what the others recorded
   t.ok(listed.body.some((n: { network_name: string }) => n.network_name === 'while B was down'), 'and serves it')
   const presence = again.app.store.read({ stream: `sensor-${sensor.sensorId}` }).map(e => e.type).filter(type => type.startsWith('Device'))
   t.same(presence, ['DeviceConnected'], "node B's start does not end the sensor connected to node A")
+})
+
+t.test('brokers over Redis: a plug connected to node B is switched on by POST /api/instance on node A', async t => {
+  const [url, redis] = await Promise.all([withPostgres(t), withRedis(t)])
+  const env = { DATABASE_URL: url, REDIS_URL: redis }
+  const a = await startService(t, { env })
+  const b = await startService(t, { env })
+  const socket = await createSocket(a)
+  await reached(b, a.app.store.headPosition)
+  const plug = await startPlug(t, b, socket)
+  t.notOk(plug.isOn)
+  // Node A decides and publishes POWER ON; Redis carries it to node B's broker and the plug; the
+  // plug's answer is recorded by node B, and node A, told of it through the log, answers.
+  const started = await http(a, 'POST', '/api/instance', { token: socket.token })
+  t.equal(started.status, 200, JSON.stringify(started.body))
+  t.match(started.body, { instance: { status: 'running' } })
+  t.ok(plug.isOn, 'the plug on node B is on')
+  const answered = a.app.store.read({ stream: `socket-${socket.socketId}`, type: 'SocketStatusReported' }).at(-1)
+  t.match(answered?.metadata, { actor: /^mqtt:/ }, "the plug's answer, recorded by node B, is in node A's replica")
 })

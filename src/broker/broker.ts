@@ -54,6 +54,8 @@ export interface BrokerObserver {
 }
 
 export interface DeviceBrokerOptions {
+  /** Where publishes go between brokers: Aedes's own in-process emitter, or Redis shared by several nodes (REDIS_URL). */
+  mq?: NonNullable<Parameters<typeof Aedes.createBroker>[0]>['mq']
   store: EventStore
   devices: DeviceQueries
   /** Filled by each capability's plugin (app.deviceKinds.declare registers its mqtt part); read at every message. */
@@ -83,7 +85,7 @@ export function addressOf (client: Client): string {
  * The embedded broker. Every hook is a small named function; only authorizePublish runs before
  * a QoS 1 PUBACK, so it holds its callback until the message's events are committed.
  */
-export async function createDeviceBroker ({ store, devices, kinds: kindByName, log, clock, maxRefusalsPerMinute, persistence, ledger, failedConnects, releasePlace, observer }: DeviceBrokerOptions): Promise<Aedes> {
+export async function createDeviceBroker ({ mq, store, devices, kinds: kindByName, log, clock, maxRefusalsPerMinute, persistence, ledger, failedConnects, releasePlace, observer }: DeviceBrokerOptions): Promise<Aedes> {
   function metadataFor (client: Client, packet?: PublishPacket): Metadata {
     const metadata: Metadata = { actor: `mqtt:${client.id}` }
     if (packet !== undefined && packet.qos > 0) metadata.mqtt = { message_id: packet.messageId, crc32: crc32(packet.payload as Buffer) }
@@ -293,7 +295,7 @@ export async function createDeviceBroker ({ store, devices, kinds: kindByName, l
     return forward === undefined || forward(device!, packet.topic) ? packet : null
   }
 
-  const aedes = await Aedes.createBroker({ authenticate, authorizePublish, authorizeSubscribe, authorizeForward, persistence })
+  const aedes = await Aedes.createBroker({ authenticate, authorizePublish, authorizeSubscribe, authorizeForward, persistence, ...(mq === undefined ? {} : { mq }) })
 
   // A SUBACK and the retained messages it releases leave in one write (one syscall per
   // subscribing device, not two: a storm of reconnecting devices spends a tenth of its time

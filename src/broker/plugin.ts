@@ -1,3 +1,4 @@
+import MQEmitterRedis from 'mqemitter-redis'
 import { once } from 'node:events'
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import type { Aedes, Client } from 'aedes'
@@ -78,9 +79,11 @@ export interface BrokerOptions {
   authBlockSeconds: number
   /** Told of every message and connection as it happens (the metrics); the broker knows no more of it. */
   observer?: BrokerObserver
+  /** REDIS_URL: brokers of several nodes share their publishes through Redis, so a message reaches a device on any node. */
+  redisUrl?: string
 }
 
-export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusalsPerMinute, maxAuthFailuresPerMinute, authBlockSeconds, observer }) {
+export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusalsPerMinute, maxAuthFailuresPerMinute, authBlockSeconds, observer, redisUrl }) {
   // Devices the log still calls connected were cut off by an unclean stop: say so first.
   // (A read-only copy is the past: there they were connected, and nothing is recorded. On a log
   // other nodes share, they may be connected to one of them: not this node's to end.)
@@ -114,6 +117,8 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
     refuse: socket => refuseBlocked(socket.remoteAddress)
   })
   const aedes = await createDeviceBroker({
+    // Closed by Aedes when it closes.
+    mq: redisUrl === undefined ? undefined : MQEmitterRedis({ connectionString: redisUrl }),
     store: app.store,
     devices: app.devices,
     kinds,
