@@ -30,6 +30,7 @@ import sensors from './sensors/index.ts'
 import sockets from './sockets/index.ts'
 import { checkpointKeyPath } from './store/checkpoints.ts'
 import store from './store/plugin.ts'
+import timerOwner from './store/timer-owner.ts'
 
 export interface AppOptions {
   config: Config
@@ -70,6 +71,7 @@ async function app (instance: FastifyInstance, { config, clock: givenClock }: Ap
   // The writer thread imports the read models itself: functions do not cross threads.
   const projections = { module: new URL('./projections.ts', import.meta.url), export: 'allProjections' }
   await app.register(store, { path: config.DATABASE_PATH, projections, clock, maxGroup: config.GROUP_COMMIT_MAX, readOnly: config.READ_ONLY, postgresUrl: config.DATABASE_URL })
+  await app.register(timerOwner, { postgresUrl: config.DATABASE_URL, leaseSeconds: config.TIMER_LEASE_SECONDS })
   await app.register(checkpoints, { keyPath: checkpointKeyPath(config.DATABASE_PATH), intervalHours: config.CHECKPOINT_INTERVAL_HOURS })
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } })
   if (config.READ_ONLY) {

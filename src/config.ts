@@ -9,6 +9,8 @@ export const ConfigSchema = z.object({
   MQTT_PORT: port.default(1883),
   DATABASE_PATH: z.string().min(1).default('data/devicelog.db'),
   /** Several nodes: the log in PostgreSQL (postgres://...), shared by them; DATABASE_PATH is then this node's replica of it. */
+  /** Several nodes: how long the timers' lease lasts unless renewed (a dead node's timers wait at most this long for another). */
+  TIMER_LEASE_SECONDS: z.coerce.number().int().min(3).default(15),
   /** Several nodes: their brokers share publishes through Redis (redis://host:port). */
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'a Redis url: redis://host:port').optional(),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'a PostgreSQL url: postgres://user@host/database').optional(),

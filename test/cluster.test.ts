@@ -3,7 +3,8 @@
 // once on two nodes is taken once. Real services, a throwaway PostgreSQL cluster, real MQTT.
 import t from 'tap'
 import { PostgresLog } from '../src/store/postgres/log.ts'
-import { systemClock } from '../src/clock.ts'
+import { systemClock, type ManualClock } from '../src/clock.ts'
+import type { RecordedEvent } from '../src/store/recorded-event.ts'
 import { withPostgres } from './helpers/postgres.ts'
 import { withRedis } from './helpers/redis.ts'
 import { createSocket, startPlug } from './helpers/sockets.ts'
@@ -100,4 +101,44 @@ t.test('brokers over Redis: a plug connected to node B is switched on by POST /a
   t.ok(plug.isOn, 'the plug on node B is on')
   const answered = a.app.store.read({ stream: `socket-${socket.socketId}`, type: 'SocketStatusReported' }).at(-1)
   t.match(answered?.metadata, { actor: /^mqtt:/ }, "the plug's answer, recorded by node B, is in node A's replica")
+})
+
+t.test("exactly one node runs the timers: an instance's timeout started on node A is stopped by node B once A has gone", async t => {
+  const [url, redis] = await Promise.all([withPostgres(t), withRedis(t)])
+  const env = { DATABASE_URL: url, REDIS_URL: redis, TIMER_LEASE_SECONDS: '15' }
+  const a = await startService(t, { env })
+  const b = await startService(t, { env })
+  t.ok(a.app.timers.running, 'node A, first up, runs the timers')
+  t.notOk(b.app.timers.running, 'node B does not')
+  const socket = await createSocket(a)
+  await reached(b, a.app.store.headPosition)
+  const plug = await startPlug(t, b, socket)
+  const started = await http(a, 'POST', '/api/instance', { token: socket.token, body: { timeout: 60_000 } })
+  t.equal(started.status, 200, JSON.stringify(started.body))
+  t.ok(plug.isOn)
+
+  // Node A goes (a clean stop gives the lease up; a dead node's would run out after 15 s).
+  await a.close()
+  const clockB = b.clock as ManualClock
+  const firstOf = (type: string, match: (event: RecordedEvent) => boolean = () => true) => new Promise<RecordedEvent>(resolve => {
+    const stop = b.app.store.subscribe(events => {
+      const found = events.find(e => e.type === type && match(e))
+      if (found !== undefined) { stop(); resolve(found) }
+    })
+  })
+  const stopped = firstOf('InstanceStopped')
+  const switchedOff = firstOf('PowerReported', e => (e.data as { power: string }).power === 'OFF')
+  // Node B tries for the lease every third of its term, takes it, and schedules the stop from the
+  // log. The clock moves in steps, each once the node's lease business is done (as real time would).
+  const step = async (ms: number) => {
+    clockB.advance(ms)
+    await b.app.timers.settled()
+  }
+  await step(5_000)
+  t.ok(b.app.timers.running, 'node B runs the timers now')
+  for (let i = 0; i < 12; i++) await step(5_000)
+  t.match((await stopped).data, { reason: 'timeout' }, "the instance's timeout ends it, on node B")
+  await switchedOff
+  t.notOk(plug.isOn, 'and the plug is off')
+  t.equal(b.app.store.read({ type: 'InstanceStopped' }).length, 1, 'stopped once')
 })

@@ -65,9 +65,13 @@ export default fp<CheckpointOptions>(async function checkpointsPlugin (app, { ke
     })
   }
 
-  schedule(dueFromLog())
-  app.addHook('preClose', async () => {
-    closed = true
-    timer?.cancel()
+  // On the node that runs the timers (app.timers): from the log, so a node taking over neither skips one nor adds one.
+  app.timers.own('checkpoints', () => {
+    closed = false
+    schedule(dueFromLog())
+    return () => {
+      closed = true
+      timer?.cancel()
+    }
   })
-}, { name: 'checkpoints', dependencies: ['store'] })
+}, { name: 'checkpoints', dependencies: ['store', 'timer-owner'] })

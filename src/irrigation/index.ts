@@ -23,7 +23,7 @@ export default async function irrigation (app: FastifyInstance, { defaultZone, r
   const control = createZoneControl({ store: app.store, broker: app.broker, clock: app.clock, zones, log: app.log })
   const ticker = createTicker(app.clock, 1000)
   const live = createZoneLive(ticker, control, zones)
-  control.start()
+  app.timers.own('zone timers', control.start)
   app.deviceKinds.declare(zoneKind, {
     mqtt: zoneDeviceKind(zones),
     state: zoneState,

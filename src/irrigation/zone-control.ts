@@ -30,6 +30,8 @@ export interface ZoneControlOptions {
 export function createZoneControl ({ store, broker, clock, zones, log }: ZoneControlOptions) {
   const timers = new Map<string, Timer>()
   const changeListeners = new Set<(zone: ZoneRow) => void>()
+  /** Whether this node runs the zones' timers (app.timers: with several nodes, one of them does). */
+  let running = false
 
   function decide (zoneId: string, command: ZoneCommand, metadata: Metadata = { actor: 'system' }): Promise<ZoneEvent[]> {
     return store.handle({ state: () => zones.zone(zoneId)?.state ?? initialZoneState(), decide: decideZone }, `zone-${zoneId}`, command, metadata)
@@ -70,9 +72,15 @@ export function createZoneControl ({ store, broker, clock, zones, log }: ZoneCon
     broker.publish({ topic: valveTopic(zone.zone_id), payload: JSON.stringify(valveMessage(zone.state)), qos: 1, retain: true })
       .catch(error => log.error({ err: error, zone: zone.zone_id }, 'could not publish a valve command'))
 
-  /** The timers of every zone, as the log left them. */
-  function start () {
+  /** The timers of every zone, as the log left them (what fell due meanwhile fires at once); returns what stops them. */
+  function start (): () => void {
+    running = true
     for (const zone of zones.all()) schedule(zone)
+    return () => {
+      running = false
+      for (const timer of timers.values()) timer.cancel()
+      timers.clear()
+    }
   }
 
   const unsubscribe = store.subscribe(events => {
@@ -85,7 +93,7 @@ export function createZoneControl ({ store, broker, clock, zones, log }: ZoneCon
     for (const [zoneId, modeChanged] of changed) {
       const zone = zones.zone(zoneId)
       if (zone === undefined) continue
-      schedule(zone)
+      if (running) schedule(zone)
       if (modeChanged) void publishValve(zone)
       for (const listener of changeListeners) listener(zone)
     }

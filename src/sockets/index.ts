@@ -44,12 +44,10 @@ export default async function sockets (app: FastifyInstance, { replyTimeoutMs, r
     topics: socketTopics,
     homeAssistant: socketHomeAssistant({ sockets: queries, control, tasmota: app.homeAssistant.tasmota })
   })
-  const stopTimers = startSocketTimers({ store: app.store, clock: app.clock, sockets: queries, control, log: app.log })
-  const stopCallbacks = startCallbackDelivery({ store: app.store, clock: app.clock, sockets: queries, control, log: app.log })
-  app.addHook('preClose', async () => {
-    stopTimers()
-    stopCallbacks()
-    control.close()
-  })
+  // Instance stops, waits, energy polls, callback retries and resends run on the node that runs the timers.
+  app.timers.own('socket timers', () => startSocketTimers({ store: app.store, clock: app.clock, sockets: queries, control, log: app.log }))
+  app.timers.own('socket callbacks', () => startCallbackDelivery({ store: app.store, clock: app.clock, sockets: queries, control, log: app.log }))
+  app.timers.own('plug resends', control.startResends)
+  app.addHook('preClose', async () => control.close())
   await app.register(socketRoutes, { sockets: queries, control, defaultTopic })
 }

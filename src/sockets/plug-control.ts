@@ -60,12 +60,16 @@ export function createPlugControl ({ store, broker, clock, sockets, replyTimeout
 
   // Steadily, while a connected plug has not confirmed what it should be: a command it missed, an
   // OFF it answered with ON. Read from the projection each time, so a restart changes nothing.
-  const resends = clock.setInterval(() => {
-    for (const socket of sockets.all()) {
-      if (!unconfirmed(sockets.state(socket)) || !connected(socket.socket_id)) continue
-      resendDesired(socket.socket_id, 'unconfirmed').catch(error => log.warn({ err: error, socket: socket.socket_id }, 'could not resend a desired power'))
-    }
-  }, resendMs)
+  // Started by the node that runs the timers (app.timers); returns what stops it.
+  function startResends (): () => void {
+    const resends = clock.setInterval(() => {
+      for (const socket of sockets.all()) {
+        if (!unconfirmed(sockets.state(socket)) || !connected(socket.socket_id)) continue
+        resendDesired(socket.socket_id, 'unconfirmed').catch(error => log.warn({ err: error, socket: socket.socket_id }, 'could not resend a desired power'))
+      }
+    }, resendMs)
+    return () => resends.cancel()
+  }
 
   /** The next committed event that matches, or undefined after the reply timeout. */
   function nextEvent (match: (event: RecordedEvent) => boolean): Promise<RecordedEvent | undefined> {
@@ -215,8 +219,9 @@ export function createPlugControl ({ store, broker, clock, sockets, replyTimeout
       return decide(socketId, { type: 'RecordCallbackAttempt', ...attempt })
     },
 
+    startResends,
+
     close () {
-      resends.cancel()
       unsubscribe()
       for (const waiter of waiters) waiter.resolve(undefined)
       waiters.clear()

@@ -32,8 +32,16 @@ export class Leases {
   private renewal: Timer | undefined
   private renewing: Promise<void> = Promise.resolve()
   private closed = false
+  /** The connection's queries, one after another (a renewal and an acquire may be asked at once). */
+  private queries: Promise<unknown> = Promise.resolve()
 
   private constructor (private readonly client: pg.Client, private readonly options: LeaseOptions) {}
+
+  private query<R extends pg.QueryResultRow> (text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    const result = this.queries.then(() => this.client.query<R>(text, values))
+    this.queries = result.catch(() => {})
+    return result
+  }
 
   static async open (options: LeaseOptions): Promise<Leases> {
     const client = new pg.Client({ connectionString: options.url })
@@ -47,7 +55,7 @@ export class Leases {
   /** Takes the lease if it is free, expired or already this node's; true if this node holds it now. */
   async acquire (name: string): Promise<boolean> {
     const now = this.options.clock.now()
-    const { rows } = await this.client.query<{ owner: string }>(`INSERT INTO leases (name, owner, expires_at) VALUES ($1, $2, $3)
+    const { rows } = await this.query<{ owner: string }>(`INSERT INTO leases (name, owner, expires_at) VALUES ($1, $2, $3)
       ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
         WHERE leases.owner = EXCLUDED.owner OR leases.expires_at <= $4
       RETURNING owner`, [name, this.options.owner, now + this.options.termMs, now])
@@ -69,14 +77,14 @@ export class Leases {
 
   /** Who holds the lease now (an expired one is held by nobody). */
   async ownerOf (name: string): Promise<string | undefined> {
-    const { rows } = await this.client.query<{ owner: string }>('SELECT owner FROM leases WHERE name = $1 AND expires_at > $2', [name, this.options.clock.now()])
+    const { rows } = await this.query<{ owner: string }>('SELECT owner FROM leases WHERE name = $1 AND expires_at > $2', [name, this.options.clock.now()])
     return rows[0]?.owner
   }
 
   /** Gives a lease up at once, for another node to take. */
   async release (name: string): Promise<void> {
     this.held.delete(name)
-    await this.client.query('DELETE FROM leases WHERE name = $1 AND owner = $2', [name, this.options.owner])
+    await this.query('DELETE FROM leases WHERE name = $1 AND owner = $2', [name, this.options.owner])
   }
 
   /** Renews every lease this node holds; a lease taken by another meanwhile is lost (onLost). */
@@ -84,7 +92,7 @@ export class Leases {
     if (this.held.size === 0) return
     const expiresAt = this.options.clock.now() + this.options.termMs
     const names = [...this.held.keys()]
-    const { rows } = await this.client.query<{ name: string }>(`UPDATE leases SET expires_at = $1
+    const { rows } = await this.query<{ name: string }>(`UPDATE leases SET expires_at = $1
       WHERE name = ANY($2) AND owner = $3 RETURNING name`, [expiresAt, names, this.options.owner])
     const renewed = new Set(rows.map(row => row.name))
     for (const name of names) {
@@ -102,6 +110,7 @@ export class Leases {
     this.closed = true
     this.renewal?.cancel()
     await this.renewing
+    await this.queries
     await this.client.end()
   }
 
