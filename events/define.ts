@@ -39,6 +39,8 @@ export const Metadata = z.object({
   actor: z.string(),
   /** The HTTP request that caused it, where there was one. */
   correlation_id: z.string().optional(),
+  /** Several nodes on one log: the node that recorded a device's connection (its lease says whether it lives). */
+  node: z.string().optional(),
   /** For events caused by a QoS 1 MQTT publish: enough to recognise its redelivery (DUP). */
   mqtt: z.object({
     message_id: z.number().int().optional(),

@@ -60,7 +60,8 @@ export const DeviceConnected = defineEvent('DeviceConnected', 1, z.object({
  */
 export const DeviceDisconnected = defineEvent('DeviceDisconnected', 1, z.object({
   client_id: z.string(),
-  reason: z.enum(['closed', 'keepalive_timeout', 'too_many_refusals', 'service_stopped']),
+  // node_lost: several nodes on one log, the node the device was connected to stopped renewing its lease.
+  reason: z.enum(['closed', 'keepalive_timeout', 'too_many_refusals', 'service_stopped', 'node_lost']),
   detail: z.string()
 }))
 

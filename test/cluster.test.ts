@@ -1,6 +1,8 @@
 // Several nodes on one PostgreSQL log (DATABASE_URL): each node's SQLite file is its replica,
 // folded from the one chain; what one node records, the others serve, and a name registered at
 // once on two nodes is taken once. Real services, a throwaway PostgreSQL cluster, real MQTT.
+import { join } from 'node:path'
+import mqtt from 'mqtt'
 import t from 'tap'
 import { PostgresLog } from '../src/store/postgres/log.ts'
 import { systemClock, type ManualClock } from '../src/clock.ts'
@@ -8,7 +10,8 @@ import type { RecordedEvent } from '../src/store/recorded-event.ts'
 import { withPostgres } from './helpers/postgres.ts'
 import { withRedis } from './helpers/redis.ts'
 import { createSocket, startPlug } from './helpers/sockets.ts'
-import { connectSensor, createSensor, http, publish, startService, type Service } from './helpers/service.ts'
+import { spawnServer } from './helpers/process.ts'
+import { connectSensor, createSensor, http, publish, startService, tempDir, type Service } from './helpers/service.ts'
 
 /** Resolves once the node's replica has folded the log up to `position` (its listeners told). */
 function reached (service: Service, position: number): Promise<void> {
@@ -101,6 +104,9 @@ t.test('brokers over Redis: a plug connected to node B is switched on by POST /a
   t.ok(plug.isOn, 'the plug on node B is on')
   const answered = a.app.store.read({ stream: `socket-${socket.socketId}`, type: 'SocketStatusReported' }).at(-1)
   t.match(answered?.metadata, { actor: /^mqtt:/ }, "the plug's answer, recorded by node B, is in node A's replica")
+  // The nodes go before Redis does (teardowns run in the order they were added).
+  await plug.close()
+  await Promise.all([a.close(), b.close()])
 })
 
 t.test("exactly one node runs the timers: an instance's timeout started on node A is stopped by node B once A has gone", async t => {
@@ -141,4 +147,39 @@ t.test("exactly one node runs the timers: an instance's timeout started on node 
   await switchedOff
   t.notOk(plug.isOn, 'and the plug is off')
   t.equal(b.app.store.read({ type: 'InstanceStopped' }).length, 1, 'stopped once')
+  await plug.close()
+  await b.close()
+})
+
+t.test('a node that dies (kill -9) leaves its devices shown connected until its lease runs out; then another node records their end', async t => {
+  const url = await withPostgres(t)
+  const env = { DATABASE_URL: url, TIMER_LEASE_SECONDS: '3' }
+  // Node A, a real server process (first up: it runs the timers); node B in this process, on the real clock too.
+  const a = await spawnServer(t, { ...env, DATABASE_PATH: join(tempDir(t), 'node-a.db') })
+  const b = await startService(t, { clock: systemClock, env })
+  const sensor = await createSensor({ url: a.url } as Service)
+  const connected = new Promise<RecordedEvent>(resolve => {
+    const stop = b.app.store.subscribe(events => {
+      const found = events.find(e => e.type === 'DeviceConnected' && e.stream_id === `sensor-${sensor.sensorId}`)
+      if (found !== undefined) { stop(); resolve(found) }
+    })
+  })
+  const client = mqtt.connect(a.mqttUrl, { username: sensor.sensorId, password: sensor.password, reconnectPeriod: 0 })
+  t.teardown(() => client.endAsync(true))
+  client.on('error', () => {})
+  t.match((await connected).metadata, { node: String }, "node A's connection, carrying node A's name")
+  t.equal(b.app.devices.presence(`sensor-${sensor.sensorId}`).online, true, 'node B shows it online')
+
+  const ended = new Promise<RecordedEvent>(resolve => {
+    const stop = b.app.store.subscribe(events => {
+      const found = events.find(e => e.type === 'DeviceDisconnected' && e.stream_id === `sensor-${sensor.sensorId}`)
+      if (found !== undefined) { stop(); resolve(found) }
+    })
+  })
+  a.child.kill('SIGKILL')
+  await a.exited
+  // Node B takes the timers over once A's lease has run out, and ends the connections A left.
+  t.match((await ended).data, { reason: 'node_lost', detail: /stopped renewing its lease/ })
+  t.equal(b.app.devices.presence(`sensor-${sensor.sensorId}`).online, false, 'node B shows it offline')
+  t.equal(b.app.store.read({ stream: `sensor-${sensor.sensorId}`, type: 'DeviceDisconnected' }).length, 1, 'ended once')
 })

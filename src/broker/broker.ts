@@ -56,6 +56,8 @@ export interface BrokerObserver {
 export interface DeviceBrokerOptions {
   /** Where publishes go between brokers: Aedes's own in-process emitter, or Redis shared by several nodes (REDIS_URL). */
   mq?: NonNullable<Parameters<typeof Aedes.createBroker>[0]>['mq']
+  /** Several nodes: this node's name, carried by the connections it records. */
+  node?: string
   store: EventStore
   devices: DeviceQueries
   /** Filled by each capability's plugin (app.deviceKinds.declare registers its mqtt part); read at every message. */
@@ -85,7 +87,7 @@ export function addressOf (client: Client): string {
  * The embedded broker. Every hook is a small named function; only authorizePublish runs before
  * a QoS 1 PUBACK, so it holds its callback until the message's events are committed.
  */
-export async function createDeviceBroker ({ mq, store, devices, kinds: kindByName, log, clock, maxRefusalsPerMinute, persistence, ledger, failedConnects, releasePlace, observer }: DeviceBrokerOptions): Promise<Aedes> {
+export async function createDeviceBroker ({ mq, node, store, devices, kinds: kindByName, log, clock, maxRefusalsPerMinute, persistence, ledger, failedConnects, releasePlace, observer }: DeviceBrokerOptions): Promise<Aedes> {
   function metadataFor (client: Client, packet?: PublishPacket): Metadata {
     const metadata: Metadata = { actor: `mqtt:${client.id}` }
     if (packet !== undefined && packet.qos > 0) metadata.mqtt = { message_id: packet.messageId, crc32: crc32(packet.payload as Buffer) }
@@ -313,7 +315,9 @@ export async function createDeviceBroker ({ mq, store, devices, kinds: kindByNam
   const recordPresence = (client: Client, event: DomainEvent) => {
     const device = deviceOf(client)
     if (device === undefined) return
-    store.append(device.streamId, [event], { metadata: metadataFor(client), expectedVersion: 'any' })
+    // Several nodes: the connection is this node's, to end (or, once its lease has run out, the others').
+    const metadata = node === undefined ? metadataFor(client) : { ...metadataFor(client), node }
+    store.append(device.streamId, [event], { metadata, expectedVersion: 'any' })
       .catch(error => log.warn({ err: error, clientId: client.id }, 'could not record presence'))
   }
   // Aedes can report the end of a client it never reported connected (one closed while taking

@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis'
 import MQEmitterRedis from 'mqemitter-redis'
 import { once } from 'node:events'
 import { createServer, type AddressInfo, type Server } from 'node:net'
@@ -83,6 +84,24 @@ export interface BrokerOptions {
   redisUrl?: string
 }
 
+/**
+ * Aedes's emitter over Redis, on connections of our own: mqemitter-redis does not wait for QUIT's
+ * answer at close, and one that the socket's end beats ("Connection is closed") would be an
+ * unhandled rejection, which ends a Node process.
+ */
+function redisEmitter (url: string) {
+  const connection = () => {
+    const redis = new Redis(url)
+    const quit = redis.quit.bind(redis)
+    redis.quit = (() => quit().catch(() => 'OK')) as typeof redis.quit
+    return redis
+  }
+  return MQEmitterRedis({ subConn: connection(), pubConn: connection() })
+}
+
+/** How often the node that runs the timers looks for connections of nodes whose lease ran out. */
+const LOST_NODE_SWEEP_MS = 5000
+
 export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusalsPerMinute, maxAuthFailuresPerMinute, authBlockSeconds, observer, redisUrl }) {
   // Devices the log still calls connected were cut off by an unclean stop: say so first.
   // (A read-only copy is the past: there they were connected, and nothing is recorded. On a log
@@ -118,7 +137,8 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
   })
   const aedes = await createDeviceBroker({
     // Closed by Aedes when it closes.
-    mq: redisUrl === undefined ? undefined : MQEmitterRedis({ connectionString: redisUrl }),
+    mq: redisUrl === undefined ? undefined : redisEmitter(redisUrl),
+    node: app.timers.node,
     store: app.store,
     devices: app.devices,
     kinds,
@@ -132,6 +152,36 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
     observer
   })
   aedes.on('connackSent', (_packet, client: Client) => admission.release((client as Client & { conn: Socket }).conn))
+
+  // Several nodes: a node that stopped renewing its lease left its devices shown connected; the
+  // node that runs the timers records their end, once the lease has run out.
+  const self = app.timers.node
+  if (self !== undefined) {
+    app.timers.own('connections of lost nodes', () => {
+      let sweeping = false
+      const sweep = async () => {
+        const elsewhere = app.devices.connectedElsewhere(self)
+        const nodes = [...new Set(elsewhere.map(device => device.node))]
+        for (const other of nodes) {
+          if (await app.timers.alive(other)) continue
+          const ended = elsewhere.filter(device => device.node === other)
+          await app.store.transact(tx => {
+            for (const { stream_id: streamId, client_id: clientId } of ended) {
+              tx.append(streamId, [{ type: 'DeviceDisconnected', data: { client_id: clientId, reason: 'node_lost', detail: `its node ${other} stopped renewing its lease` } }],
+                { metadata: { actor: 'system' }, expectedVersion: 'any' })
+            }
+          })
+          app.log.warn({ node: other, devices: ended.length }, 'a node stopped renewing its lease: its devices are recorded as disconnected')
+        }
+      }
+      const timer = app.clock.setInterval(() => {
+        if (sweeping) return
+        sweeping = true
+        sweep().catch(error => app.log.warn({ err: error }, 'could not end the connections of a lost node')).finally(() => { sweeping = false })
+      }, LOST_NODE_SWEEP_MS)
+      return () => timer.cancel()
+    })
+  }
 
   // Each minute: the summaries of refusals counted rather than recorded, and forgetting the
   // addresses that stopped failing.
@@ -196,4 +246,4 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
     windows.cancel()
     await recordSummaries()
   })
-}, { name: 'broker', dependencies: ['store', 'devices'] })
+}, { name: 'broker', dependencies: ['store', 'devices', 'timer-owner'] })

@@ -84,22 +84,24 @@ export const deviceRejectionsProjection: Projection = {
  */
 export const devicePresenceProjection: Projection = {
   name: 'device_presence',
-  version: 2,
+  version: 3,
   handles: ['DeviceConnected', 'DeviceDisconnected'],
   tables: ['device_presence'],
+  // node: the node of the last connection, when several share the log (null on one node).
   ddl: `CREATE TABLE IF NOT EXISTS device_presence (
-      stream_id TEXT PRIMARY KEY, connections INTEGER NOT NULL, changed_at TEXT NOT NULL, client_id TEXT NOT NULL
+      stream_id TEXT PRIMARY KEY, connections INTEGER NOT NULL, changed_at TEXT NOT NULL, client_id TEXT NOT NULL, node TEXT
     ) STRICT, WITHOUT ROWID;`,
   prepare (db) {
-    const change = db.prepare(`INSERT INTO device_presence (stream_id, connections, changed_at, client_id)
-      VALUES (@stream, max(@delta, 0), @at, @client)
+    const change = db.prepare(`INSERT INTO device_presence (stream_id, connections, changed_at, client_id, node)
+      VALUES (@stream, max(@delta, 0), @at, @client, @node)
       ON CONFLICT (stream_id) DO UPDATE SET connections = max(connections + @delta, 0), client_id = @client,
+        node = CASE WHEN @delta > 0 THEN @node ELSE node END,
         -- only going online or offline moves it: a second connection, or one of two ending, does not
         changed_at = CASE WHEN (connections > 0) = (max(connections + @delta, 0) > 0) THEN changed_at ELSE @at END`)
     const reset = db.prepare('UPDATE device_presence SET connections = 0, changed_at = ? WHERE stream_id = ?')
     return event => {
-      const row = { stream: event.stream_id, at: event.recorded_at }
-      if (event.type === 'DeviceConnected') change.run({ ...row, delta: 1, client: event.data.client_id })
+      const row = { stream: event.stream_id, at: event.recorded_at, node: null }
+      if (event.type === 'DeviceConnected') change.run({ ...row, delta: 1, client: event.data.client_id, node: event.metadata.node ?? null })
       else if (event.type === 'DeviceDisconnected' && event.data.reason === 'service_stopped') reset.run(event.recorded_at, event.stream_id)
       else if (event.type === 'DeviceDisconnected') change.run({ ...row, delta: -1, client: event.data.client_id })
     }
@@ -138,6 +140,7 @@ export function deviceQueries (db: Db) {
     FROM device_rejections WHERE stream_id = ? AND position > ? ORDER BY position LIMIT ?`)
   const presence = db.prepare('SELECT connections, changed_at FROM device_presence WHERE stream_id = ?')
   const connected = db.prepare('SELECT stream_id, client_id FROM device_presence WHERE connections > 0')
+  const connectedElsewhere = db.prepare('SELECT stream_id, client_id, node FROM device_presence WHERE connections > 0 AND node IS NOT NULL AND node <> ?')
   return {
     presence (streamId: string): Presence {
       const row = presence.get(streamId) as { connections: number, changed_at: string } | undefined
@@ -145,6 +148,8 @@ export function deviceQueries (db: Db) {
     },
     /** Devices the log says are connected: after an unclean stop, none of them really is. */
     connected: () => connected.all() as Array<{ stream_id: string, client_id: string }>,
+    /** Several nodes: devices the log shows connected to another node than this one, with it. */
+    connectedElsewhere: (node: string) => connectedElsewhere.all(node) as Array<{ stream_id: string, client_id: string, node: string }>,
     credentials: (username: string) => credentials.get(username) as DeviceCredentials | undefined,
     /**
      * Whether a QoS 1 message resent with DUP was recorded already: an event of the stream with the

@@ -24,6 +24,10 @@ export interface TimerOwner {
   readonly running: boolean
   /** Settles once this node's last try for the lease (and its renewal) is done: tests move the clock in steps. */
   settled(): Promise<void>
+  /** Several nodes: this node's name, which its device connections carry (undefined on one node). */
+  readonly node: string | undefined
+  /** Several nodes: whether a node still renews its own lease (true on one node). */
+  alive(node: string): Promise<boolean>
 }
 
 export interface TimerOwnerOptions {
@@ -59,8 +63,11 @@ export default fp<TimerOwnerOptions>(async function timerOwner (app, { postgresU
       if (running) set.stop = start()
     },
     get running () { return running },
-    settled: async () => { await trying; await leases?.whenRenewed() }
+    settled: async () => { await trying; await leases?.whenRenewed() },
+    get node () { return node },
+    alive: async (other: string) => leases === undefined || await leases.ownerOf(`node:${other}`) === other
   })
+  let node: string | undefined
 
   if (postgresUrl === undefined || app.store.readOnly) {
     // One node: every timer is its own (a read-only copy runs none: its plugins do not ask).
@@ -70,14 +77,18 @@ export default fp<TimerOwnerOptions>(async function timerOwner (app, { postgresU
   }
 
   const termMs = leaseSeconds * 1000
+  node = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
   leases = await Leases.open({
-    url: postgresUrl, owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, clock: app.clock, termMs,
-    onLost: () => {
+    url: postgresUrl, owner: node, clock: app.clock, termMs,
+    onLost: name => {
+      if (name !== LEASE) return
       app.log.warn('another node took the timers\' lease: this node stops running them')
       stopAll()
     }
   })
   const lease = leases
+  // This node's own lease: while it renews it, the connections it recorded are its to end.
+  await lease.acquire(`node:${node}`)
   const take = async () => {
     if (running && !lease.holds(LEASE)) {
       // Its renewals did not get through in time: another node may run them from now on.
@@ -101,6 +112,10 @@ export default fp<TimerOwnerOptions>(async function timerOwner (app, { postgresU
     // A clean stop gives the timers up at once; a dead node's lease runs out.
     await trying
     if (held) await lease.release(LEASE).catch(() => {})
+  })
+  // After the broker has recorded the end of this node's connections: then its own lease goes.
+  app.addHook('onClose', async () => {
+    await lease.release(`node:${node}`).catch(() => {})
     await lease.close()
   })
 }, { name: 'timer-owner', dependencies: ['store'] })
