@@ -71,7 +71,7 @@ export interface WriterInit {
 export interface WriterReady { ready: true, position: number, hash: string }
 
 /** A group inserted and folded, not committed yet. */
-interface Staged { rows: EventRow[], hashes: string[], previous: string, began: number }
+interface Staged { rows: EventRow[], count: number, hashes: string[], previous: string, began: number }
 
 export class Writer {
   private readonly projections: Projections
@@ -83,6 +83,8 @@ export class Writer {
   private readonly rollback
   position: number
   hash: string
+  /** Whether `stage` returns the rows as stored (the log in PostgreSQL takes them). */
+  keepRows = false
 
   constructor (readonly db: Db, projections: readonly Projection[]) {
     const changed = resetChangedProjections(db, projections)
@@ -116,7 +118,7 @@ export class Writer {
     const rows = request.rows.split(ROW)
     const iso = isoTime(recordedAt)
     const hashes: string[] = new Array(rows.length)
-    const stored: EventRow[] = new Array(rows.length)
+    const stored: EventRow[] = this.keepRows ? new Array(rows.length) : []
     let previous = this.hash
     let index = -1
     const began = performance.now()
@@ -131,7 +133,8 @@ export class Writer {
         const definition = eventDefinitions[type as EventType]
         const hash = chainHash(previous, position, streamId, version, type, definition.version, iso, data, metadata)
         this.insert.run(position, this.streams.id(streamId), version, this.types.id(type), definition.version, recordedAt, data, metadata, hash)
-        stored[index] = { position, stream_id: streamId, stream_version: version, type, schema_version: definition.version, recorded_at: recordedAt, data, metadata, hash }
+        // The rows as stored, for PostgreSQL only: on one machine nothing reads them.
+        if (this.keepRows) stored[index] = { position, stream_id: streamId, stream_version: version, type, schema_version: definition.version, recorded_at: recordedAt, data, metadata, hash }
         previous = hash.toString('hex')
         hashes[index] = previous
         if (this.projections.handles(type)) {
@@ -150,7 +153,7 @@ export class Writer {
       const unit = index < 0 || index >= rows.length || cause !== undefined ? null : unitEnds.findIndex(end => index < end)
       return { reply: { id, ok: false, unit, error: { name, message, code }, cause } }
     }
-    return { rows: stored, hashes, previous, began }
+    return { rows: stored, count: rows.length, hashes, previous, began }
   }
 
   /** COMMITs a staged group (after `beforeCommit`, PostgreSQL's commit of the same rows when the log is there). */
@@ -165,7 +168,7 @@ export class Writer {
     }
     this.streams.committed()
     this.types.committed()
-    this.position += staged.rows.length
+    this.position += staged.count
     this.hash = staged.previous
     return { id, ok: true, hashes: staged.hashes, seconds: (performance.now() - staged.began) / 1000 }
   }
@@ -254,6 +257,7 @@ export function runWriter (module: Record<string, unknown>): void {
  * log, since nobody appends while the lock is held.
  */
 async function runReplica (port: MessagePort, writer: Writer, url: string, path: string): Promise<void> {
+  writer.keepRows = true
   let work: Promise<void> = Promise.resolve()
   /** One thing at a time on the replica and on the connection: groups and catch-ups in turn. */
   const serial = (task: () => Promise<void>) => {
