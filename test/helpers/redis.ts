@@ -33,7 +33,11 @@ export async function withRedis (t: Teardown): Promise<string> {
     })
   })
   server.removeAllListeners('exit')
+  // A test process that ends without its teardown (killed by a timeout) leaves no Redis behind.
+  const kill = () => { if (server.exitCode === null) server.kill('SIGKILL') }
+  process.once('exit', kill)
   t.teardown(async () => {
+    process.off('exit', kill)
     if (server.exitCode === null) {
       const exited = new Promise(resolve => server.once('exit', resolve))
       server.kill('SIGTERM')
