@@ -1,5 +1,3 @@
-import { Redis } from 'ioredis'
-import MQEmitterRedis from 'mqemitter-redis'
 import { once } from 'node:events'
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import type { Aedes, Client } from 'aedes'
@@ -89,7 +87,9 @@ export interface BrokerOptions {
  * answer at close, and one that the socket's end beats ("Connection is closed") would be an
  * unhandled rejection, which ends a Node process.
  */
-function redisEmitter (url: string) {
+async function redisEmitter (url: string) {
+  // Loaded only with REDIS_URL: one machine keeps neither client in memory.
+  const [{ Redis }, { default: MQEmitterRedis }] = await Promise.all([import('ioredis'), import('mqemitter-redis')])
   const connection = () => {
     const redis = new Redis(url)
     const quit = redis.quit.bind(redis)
@@ -137,7 +137,7 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
   })
   const aedes = await createDeviceBroker({
     // Closed by Aedes when it closes.
-    mq: redisUrl === undefined ? undefined : redisEmitter(redisUrl),
+    mq: redisUrl === undefined ? undefined : await redisEmitter(redisUrl),
     node: app.timers.node,
     store: app.store,
     devices: app.devices,

@@ -2,7 +2,7 @@ import { hostname } from 'node:os'
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { Timer } from '../clock.ts'
-import { Leases } from './postgres/leases.ts'
+import type { Leases } from './postgres/leases.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -78,7 +78,9 @@ export default fp<TimerOwnerOptions>(async function timerOwner (app, { postgresU
 
   const termMs = leaseSeconds * 1000
   node = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
-  leases = await Leases.open({
+  // Loaded only with DATABASE_URL: one machine keeps no PostgreSQL client in memory.
+  const { Leases: PostgresLeases } = await import('./postgres/leases.ts')
+  leases = await PostgresLeases.open({
     url: postgresUrl, owner: node, clock: app.clock, termMs,
     onLost: name => {
       if (name !== LEASE) return

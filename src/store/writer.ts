@@ -7,7 +7,6 @@ import { eventDefinitions, type EventType } from '../../events/index.ts'
 import { NameIds, openDatabase, type Db } from './database.ts'
 import { FoldedEvent, Projections, rebuildProjections, resetChangedProjections, type Projection } from './projection.ts'
 import { chainHash, decodeRow, GENESIS_HASH, isoTime, type EventRow, type RecordedEvent } from './recorded-event.ts'
-import { PostgresPrimary } from './postgres/primary.ts'
 
 /**
  * A group crosses as one string: rows ROW apart, each row's stream id, stream version, type,
@@ -269,6 +268,8 @@ async function runReplica (port: MessagePort, writer: Writer, url: string, path:
       if (tell) port.postMessage({ appended, hash: writer.hash } satisfies WriterAppended)
     }
   }
+  // Loaded only with DATABASE_URL: on one machine the writer thread keeps no PostgreSQL client in memory.
+  const { PostgresPrimary } = await import('./postgres/primary.ts')
   const primary = await PostgresPrimary.open(url, position => {
     if (position > writer.position) serial(() => catchUp(true))
   })

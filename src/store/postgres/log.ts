@@ -5,6 +5,7 @@ import { InvalidEvent, StreamVersionConflict } from '../../errors.ts'
 import { chainHash, chainHashHex, GENESIS_HASH, isoTime } from '../chain.ts'
 import type { AppendOptions, CommitListener, EventFilter } from '../event-store.ts'
 import type { VerifyResult } from '../verify.ts'
+import { APPEND_LOCK, CHANNEL, openPostgresSchema } from './schema.ts'
 import { decodeRow, encodeData, type EventRow, type RecordedEvent } from '../recorded-event.ts'
 
 /**
@@ -29,33 +30,6 @@ export interface PostgresLogOptions {
   clock: Clock
   /** Units of work in one transaction at most. */
   maxGroup?: number
-}
-
-/** The one lock every node takes to append ('devl'). */
-export const APPEND_LOCK = 0x6465766c
-export const CHANNEL = 'devicelog_commits'
-
-const DDL = `
-  CREATE TABLE IF NOT EXISTS events (
-    position bigint PRIMARY KEY,
-    stream text NOT NULL,
-    stream_version integer NOT NULL,
-    type text NOT NULL,
-    schema_version integer NOT NULL,
-    recorded_at bigint NOT NULL,
-    data text NOT NULL,
-    metadata text NOT NULL,
-    hash bytea NOT NULL,
-    UNIQUE (stream, stream_version)
-  );
-  CREATE INDEX IF NOT EXISTS events_by_type ON events (type, position);`
-
-/** Creates the log's table when it is not there; two nodes starting at once are ordered by the append lock. */
-export async function openPostgresSchema (client: pg.Client): Promise<void> {
-  await client.query('BEGIN')
-  await client.query('SELECT pg_advisory_xact_lock($1)', [APPEND_LOCK])
-  await client.query(DDL)
-  await client.query('COMMIT')
 }
 
 const COLUMNS = 'position, stream AS stream_id, stream_version, type, schema_version, recorded_at, data, metadata, hash'

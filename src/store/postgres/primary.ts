@@ -1,6 +1,6 @@
-import pg from 'pg'
+import type pg from 'pg'
 import type { EventRow } from '../recorded-event.ts'
-import { APPEND_LOCK, CHANNEL, openPostgresSchema } from './log.ts'
+import { APPEND_LOCK, CHANNEL, openPostgresSchema } from './schema.ts'
 
 /**
  * The log in PostgreSQL as the writer thread of a node sees it (DATABASE_URL): the one chain every
@@ -11,6 +11,8 @@ export class PostgresPrimary {
   private constructor (private readonly client: pg.Client, private readonly notices: pg.Client) {}
 
   static async open (url: string, onCommit: (position: number) => void): Promise<PostgresPrimary> {
+    // Imported here: the writer thread of a single machine never loads the client.
+    const { default: pg } = await import('pg')
     const client = new pg.Client({ connectionString: url })
     const notices = new pg.Client({ connectionString: url })
     await client.connect()
