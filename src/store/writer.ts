@@ -105,7 +105,7 @@ export class Writer {
   append (request: Extract<WriterRequest, { op: 'commit' }>): WriterReply {
     const staged = this.stage(request)
     if ('reply' in staged) return staged.reply
-    return this.finish(request.id, staged, () => {})
+    return this.finish(request.id, staged)
   }
 
   /**
@@ -155,10 +155,9 @@ export class Writer {
     return { rows: stored, count: rows.length, hashes, previous, began }
   }
 
-  /** COMMITs a staged group (after `beforeCommit`, PostgreSQL's commit of the same rows when the log is there). */
-  finish (id: number, staged: Staged, beforeCommit: () => void): WriterReply {
+  /** COMMITs a staged group (with the log in PostgreSQL, after PostgreSQL committed the same rows). */
+  finish (id: number, staged: Staged): WriterReply {
     try {
-      beforeCommit()
       this.commit.run()
     } catch (error) {
       this.undo()
@@ -309,7 +308,7 @@ async function runReplica (port: MessagePort, writer: Writer, url: string, path:
       port.postMessage(postgresFailure(request.id, error))
       return
     }
-    const reply = writer.finish(request.id, staged, () => {})
+    const reply = writer.finish(request.id, staged)
     if (reply.ok) return port.postMessage(reply)
     // Durable in PostgreSQL but not in the replica (its disk): read back from PostgreSQL, it is acknowledged.
     await catchUp(false)

@@ -5,7 +5,7 @@ import { InvalidEvent, StreamVersionConflict } from '../../errors.ts'
 import { chainHash, chainHashHex, GENESIS_HASH, isoTime } from '../chain.ts'
 import type { AppendOptions, CommitListener, EventFilter } from '../event-store.ts'
 import type { VerifyResult } from '../verify.ts'
-import { APPEND_LOCK, CHANNEL, openPostgresSchema } from './schema.ts'
+import { APPEND_LOCK, CHANNEL, EVENT_COLUMNS, insertEvents, openPostgresSchema, toEventRow, type PostgresRow } from './schema.ts'
 import { decodeRow, encodeData, type EventRow, type RecordedEvent } from '../recorded-event.ts'
 
 /**
@@ -32,7 +32,6 @@ export interface PostgresLogOptions {
   maxGroup?: number
 }
 
-const COLUMNS = 'position, stream AS stream_id, stream_version, type, schema_version, recorded_at, data, metadata, hash'
 
 interface Pending {
   streamId: string
@@ -42,8 +41,7 @@ interface Pending {
   reject(error: unknown): void
 }
 
-type Row = Omit<EventRow, 'position' | 'recorded_at'> & { position: string, recorded_at: string }
-const toEventRow = (row: Row): EventRow => ({ ...row, position: Number(row.position), recorded_at: Number(row.recorded_at) })
+type Row = PostgresRow
 
 export class PostgresLog {
   private readonly queue: Pending[] = []
@@ -116,7 +114,7 @@ export class PostgresLog {
     if (filter.since !== undefined) add(n => `recorded_at >= $${n}`, Date.parse(filter.since))
     if (filter.until !== undefined) add(n => `recorded_at <= $${n}`, Date.parse(filter.until))
     const limit = filter.limit === undefined ? '' : ` LIMIT ${Math.trunc(filter.limit)}`
-    const { rows } = await this.reader.query<Row>(`SELECT ${COLUMNS} FROM events WHERE ${where.join(' AND ')} ORDER BY position${limit}`, params)
+    const { rows } = await this.reader.query<Row>(`SELECT ${EVENT_COLUMNS} FROM events WHERE ${where.join(' AND ')} ORDER BY position${limit}`, params)
     return rows.map(row => decodeRow(toEventRow(row)))
   }
 
@@ -126,7 +124,7 @@ export class PostgresLog {
     let previous = GENESIS_HASH
     for (;;) {
       const { rows } = await this.reader.query<Row & { hex: string }>(
-        `SELECT ${COLUMNS}, encode(hash, 'hex') AS hex FROM events WHERE position > $1 ORDER BY position LIMIT 5000`, [position])
+        `SELECT ${EVENT_COLUMNS}, encode(hash, 'hex') AS hex FROM events WHERE position > $1 ORDER BY position LIMIT 5000`, [position])
       if (rows.length === 0) return { ok: true, count: position, head: previous }
       for (const row of rows) {
         const at = Number(row.position)
@@ -202,8 +200,7 @@ export class PostgresLog {
         accepted.push({ unit, events })
       }
       if (rows[0]!.length > 0) {
-        await this.writer.query(`INSERT INTO events (position, stream, stream_version, type, schema_version, recorded_at, data, metadata, hash)
-          SELECT * FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::text[], $5::integer[], $6::bigint[], $7::text[], $8::text[], $9::bytea[])`, rows)
+        await insertEvents(this.writer, rows)
         await this.writer.query('SELECT pg_notify($1, $2)', [CHANNEL, String(position)])
       }
       await this.writer.query('COMMIT')

@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import type { EventRow } from '../recorded-event.ts'
-import { APPEND_LOCK, CHANNEL, openPostgresSchema } from './schema.ts'
+import { APPEND_LOCK, CHANNEL, EVENT_COLUMNS, insertEvents, openPostgresSchema, toEventRow, type PostgresRow } from './schema.ts'
 
 /**
  * The log in PostgreSQL as the writer thread of a node sees it (DATABASE_URL): the one chain every
@@ -25,10 +25,8 @@ export class PostgresPrimary {
 
   /** Rows after `position`, in order, at most `limit` of them. */
   async rowsAfter (position: number, limit = 5000): Promise<EventRow[]> {
-    const { rows } = await this.client.query<Omit<EventRow, 'position' | 'recorded_at'> & { position: string, recorded_at: string }>(
-      `SELECT position, stream AS stream_id, stream_version, type, schema_version, recorded_at, data, metadata, hash
-        FROM events WHERE position > $1 ORDER BY position LIMIT $2`, [position, limit])
-    return rows.map(row => ({ ...row, position: Number(row.position), recorded_at: Number(row.recorded_at) }))
+    const { rows } = await this.client.query<PostgresRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2`, [position, limit])
+    return rows.map(toEventRow)
   }
 
   /** The hash at a position (hex), undefined where there is no row. */
@@ -52,8 +50,7 @@ export class PostgresPrimary {
       const values = [row.position, row.stream_id, row.stream_version, row.type, row.schema_version, row.recorded_at, row.data, row.metadata, row.hash]
       values.forEach((value, i) => columns[i]!.push(value))
     }
-    await this.client.query(`INSERT INTO events (position, stream, stream_version, type, schema_version, recorded_at, data, metadata, hash)
-      SELECT * FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::text[], $5::integer[], $6::bigint[], $7::text[], $8::text[], $9::bytea[])`, columns)
+    await insertEvents(this.client, columns)
     await this.client.query('SELECT pg_notify($1, $2)', [CHANNEL, String(rows.at(-1)!.position)])
     await this.client.query('COMMIT')
   }
