@@ -109,6 +109,41 @@ t.test('brokers over Redis: a plug connected to node B is switched on by POST /a
   await Promise.all([a.close(), b.close()])
 })
 
+t.test('retained configurations come from each node\'s replica; a revision reaches a sensor on another node once', async t => {
+  const [url, redis] = await Promise.all([withPostgres(t), withRedis(t)])
+  const env = { DATABASE_URL: url, REDIS_URL: redis }
+  const a = await startService(t, { env })
+  const b = await startService(t, { env })
+  const sensor = await createSensor(a, { configuration: { interval: 5 } })
+  const revise = (service: Service, interval: number) => http(service, 'PUT', `/sensors/${sensor.sensorId}`, {
+    token: sensor.token, body: { sensor_name: 'greenhouse', network_identifier: sensor.networkId, configuration: { interval } }
+  })
+  // Revised on node A while the sensor is away; it comes back through node B.
+  t.equal((await revise(a, 10)).status, 200)
+  await reached(b, a.app.store.headPosition)
+  const client = await connectSensor(t, b, sensor)
+  const received: unknown[] = []
+  let third: () => void
+  const thirdArrived = new Promise<void>(resolve => { third = resolve })
+  client.on('message', (_topic, payload) => {
+    received.push(JSON.parse(payload.toString()))
+    if (received.length === 3) third()
+  })
+  await client.subscribeAsync(`configurations/${sensor.sensorId}`, { qos: 1 })
+  // Revised on A, then on B (which folds A's revision first): each published by the node that
+  // committed it, over Redis. Were B to publish A's revision too, it would come between the two.
+  t.equal((await revise(a, 20)).status, 200)
+  t.equal((await revise(b, 30)).status, 200)
+  await thirdArrived
+  await client.endAsync()
+  t.same(received, [
+    { revision: 1, configuration: { interval: 10 } },
+    { revision: 2, configuration: { interval: 20 } },
+    { revision: 3, configuration: { interval: 30 } }
+  ], "node B's retained configuration from its replica, then each revision once")
+  await Promise.all([a.close(), b.close()])
+})
+
 t.test("exactly one node runs the timers: an instance's timeout started on node A is stopped by node B once A has gone", async t => {
   const [url, redis] = await Promise.all([withPostgres(t), withRedis(t)])
   const env = { DATABASE_URL: url, REDIS_URL: redis, TIMER_LEASE_SECONDS: '15' }

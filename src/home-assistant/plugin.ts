@@ -103,13 +103,13 @@ async function homeAssistant (app: FastifyInstance, { enabled, prefix, tasmota, 
     published.set(objectId, config)
     return publish(configTopic(prefix, objectId), config)
   }
-  const publishRemoval = (device: RegisteredDevice) => {
+  /** A device gone from the registry; its empty retained config, published `here`, removes it from Home Assistant. */
+  const forget = (device: RegisteredDevice, here: boolean) => {
     removed.set(`${device.kind}/${device.device_id}`, device.network_id)
     known.delete(device.stream_id)
     const objectId = objectIdOf(device.kind, device.device_id)
     published.delete(objectId)
-    // An empty retained config removes the device from Home Assistant.
-    return publish(configTopic(prefix, objectId), '')
+    if (here) void publish(configTopic(prefix, objectId), '')
   }
 
   app.addHook('onReady', async () => {
@@ -169,9 +169,12 @@ async function homeAssistant (app: FastifyInstance, { enabled, prefix, tasmota, 
       .catch(error => app.log.warn({ err: error, kind, id, command }, 'a command from Home Assistant failed'))
   }
 
-  const unsubscribe = app.store.subscribe(events => {
+  // Another node's commit (the log in PostgreSQL) changes what this node knows; its publishes and
+  // commands were made by the node that committed it, once for every broker bridged by Redis.
+  const unsubscribe = app.store.subscribe((events, { here }) => {
     const touched = new Map<string, Set<string>>()
     for (const event of events) {
+      if (!here && event.type.startsWith('HomeAssistant')) continue
       if (event.type === 'HomeAssistantStatusReported') {
         const network = accountNetworks.get(event.data.account_identifier)
         if (event.data.status === 'online' && network !== undefined) republish(network)
@@ -188,11 +191,16 @@ async function homeAssistant (app: FastifyInstance, { enabled, prefix, tasmota, 
       const device = registry.deviceOfStream(stream)
       if (device === undefined) {
         const gone = known.get(stream)
-        if (gone !== undefined) void publishRemoval(gone)
+        if (gone !== undefined) forget(gone, here)
         continue
       }
       const declaration = declarations.get(device.kind)
       if (declaration === undefined) continue
+      if (!here) {
+        known.set(device.stream_id, device)
+        published.delete(objectIdOf(device.kind, device.device_id))
+        continue
+      }
       const has = (list: readonly string[]) => list.some(type => types.has(type))
       if (has(declaration.configTypes)) void publishConfig(device)
       if (has(PRESENCE_TYPES)) void publish(availabilityTopic(device.kind, device.device_id), availabilityOf(device))

@@ -83,7 +83,7 @@ export function createZoneControl ({ store, broker, clock, zones, log }: ZoneCon
     }
   }
 
-  const unsubscribe = store.subscribe(events => {
+  const unsubscribe = store.subscribe((events, { here }) => {
     const changed = new Map<string, boolean>()
     for (const event of events) {
       if (!ZONE_EVENTS.has(event.type)) continue
@@ -94,7 +94,7 @@ export function createZoneControl ({ store, broker, clock, zones, log }: ZoneCon
       const zone = zones.zone(zoneId)
       if (zone === undefined) continue
       if (running) schedule(zone)
-      if (modeChanged) void publishValve(zone)
+      if (modeChanged && here) void publishValve(zone)
       for (const listener of changeListeners) listener(zone)
     }
   })

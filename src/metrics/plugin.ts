@@ -32,6 +32,7 @@ export default fp<MetricsOptions>(async function metricsPlugin (app, { token }) 
   const instruments = createInstruments(registry)
 
   app.store.subscribe((_events, group) => {
+    if (!group.here) return // another node's group: its commit was timed there
     instruments.commitGroupSize.observe(group.units)
     instruments.commitSeconds.observe(group.seconds)
   })

@@ -38,18 +38,18 @@ export default async function sensors (app: FastifyInstance, options: SensorsOpt
     one: sensorId => configurations.get(sensorId),
     all: () => configurations.entries()
   })
-  const publishConfiguration = (sensorId: string, message: ConfigurationMessage) => {
+  const publishConfiguration = (sensorId: string, message: ConfigurationMessage, here: boolean) => {
     const payload = JSON.stringify(message)
     configurations.set(sensorId, payload)
-    app.broker.publish({ topic: configurationTopic(sensorId), payload, qos: 1, retain: true })
+    if (here) app.broker.publish({ topic: configurationTopic(sensorId), payload, qos: 1, retain: true })
       .catch(error => app.log.error({ err: error, sensorId }, 'could not publish a configuration'))
   }
-  const unsubscribe = app.store.subscribe(events => {
+  const unsubscribe = app.store.subscribe((events, { here }) => {
     for (const event of events) {
       if (event.type === 'SensorRegistered') {
-        publishConfiguration(event.data.sensor_identifier, { revision: 0, configuration: event.data.configuration })
+        publishConfiguration(event.data.sensor_identifier, { revision: 0, configuration: event.data.configuration }, here)
       } else if (event.type === 'SensorConfigurationRevised') {
-        publishConfiguration(event.data.sensor_identifier, { revision: event.data.revision, configuration: event.data.configuration })
+        publishConfiguration(event.data.sensor_identifier, { revision: event.data.revision, configuration: event.data.configuration }, here)
       }
     }
   })

@@ -34,10 +34,10 @@ const system = (): Metadata => ({ actor: 'system' })
  */
 export function createPlugControl ({ store, broker, clock, sockets, replyTimeoutMs, resendMs, connected, log }: PlugControlOptions) {
   const waiters = new Set<{ match: (event: RecordedEvent) => boolean, resolve: (event: RecordedEvent | undefined) => void }>()
-  const unsubscribe = store.subscribe(events => {
+  const unsubscribe = store.subscribe((events, { here }) => {
     for (const event of events) {
       // A desired power sent again, whoever decided it (a reconnect, the steady resend, a report that contradicted it).
-      if (event.type === 'PowerResent') publishResend(event.data.socket_identifier, event.data.power)
+      if (event.type === 'PowerResent' && here) publishResend(event.data.socket_identifier, event.data.power)
       for (const waiter of waiters) {
         if (!waiter.match(event)) continue
         waiters.delete(waiter)

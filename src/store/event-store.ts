@@ -51,8 +51,13 @@ export interface Decider<C, S, E extends DomainEvent> {
   state(streamId: string): S
   decide(command: C, state: S): E[]
 }
-/** A committed group as the metrics see it: its units of work, and the writer's time from BEGIN to COMMIT. */
-export interface GroupCommit { units: number, seconds: number }
+/**
+ * A committed group: its units of work, the writer's time from BEGIN to COMMIT, and whether this
+ * node committed it. With the log in PostgreSQL every node is told of every group; an effect that
+ * reaches beyond the node (a publish over brokers bridged by Redis, a command run) acts once, on
+ * the node that committed (`here`), while each node's own views (sockets, maps, streams) follow all.
+ */
+export interface GroupCommit { units: number, seconds: number, here: boolean }
 export type CommitListener = (events: readonly RecordedEvent[], group: GroupCommit) => void
 
 export interface EventFilter {
@@ -359,7 +364,7 @@ export class EventStore {
     this.position = appended.at(-1)!.position
     this.hash = hash
     for (const event of appended) this.committedVersions.set(event.stream_id, event.stream_version)
-    const commit: GroupCommit = { units: 0, seconds: 0 }
+    const commit: GroupCommit = { units: 0, seconds: 0, here: false }
     for (const listener of this.listeners) {
       try { listener(appended, commit) } catch { /* a listener's failure must not undo a commit */ }
     }
@@ -412,7 +417,7 @@ export class EventStore {
     this.hash = group.events.at(-1)!.hash
     for (const [stream, version] of group.versions) this.committedVersions.set(stream, version)
     for (const unit of group.units) unit.pending.resolve(unit.value)
-    const commit: GroupCommit = { units: group.units.length, seconds: reply.seconds }
+    const commit: GroupCommit = { units: group.units.length, seconds: reply.seconds, here: true }
     for (const listener of this.listeners) {
       try { listener(group.events, commit) } catch { /* a listener's failure must not undo a commit */ }
     }

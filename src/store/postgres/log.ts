@@ -243,7 +243,7 @@ export class PostgresLog {
   private tell (events: readonly RecordedEvent[], units: number): void {
     this.delivered = events.at(-1)!.position
     for (const listener of this.listeners) {
-      try { listener(events, { units, seconds: 0 }) } catch { /* a listener's failure must not undo a commit */ }
+      try { listener(events, { units, seconds: 0, here: units > 0 }) } catch { /* a listener's failure must not undo a commit */ }
     }
   }
 }
