@@ -39,7 +39,7 @@ export const Metadata = z.object({
   actor: z.string(),
   /** The HTTP request that caused it, where there was one. */
   correlation_id: z.string().optional(),
-  /** Several nodes on one log: the node that recorded a device's connection (its lease says whether it lives). */
+  /** Several nodes on one log: on a device's connection and its end, the node holding the connection (its lease says whether it lives). */
   node: z.string().optional(),
   /** For events caused by a QoS 1 MQTT publish: enough to recognise its redelivery (DUP). */
   mqtt: z.object({

@@ -193,28 +193,37 @@ t.test('a node that dies (kill -9) leaves its devices shown connected until its 
   const a = await spawnServer(t, { ...env, DATABASE_PATH: join(tempDir(t), 'node-a.db') })
   const b = await startService(t, { clock: systemClock, env })
   const sensor = await createSensor({ url: a.url } as Service)
-  const connected = new Promise<RecordedEvent>(resolve => {
+  const stream = `sensor-${sensor.sensorId}`
+  const next = (type: string, match: (event: RecordedEvent) => boolean = () => true) => new Promise<RecordedEvent>(resolve => {
     const stop = b.app.store.subscribe(events => {
-      const found = events.find(e => e.type === 'DeviceConnected' && e.stream_id === `sensor-${sensor.sensorId}`)
+      const found = events.find(e => e.type === type && e.stream_id === stream && match(e))
       if (found !== undefined) { stop(); resolve(found) }
     })
   })
+  const connected = next('DeviceConnected')
   const client = mqtt.connect(a.mqttUrl, { username: sensor.sensorId, password: sensor.password, reconnectPeriod: 0 })
   t.teardown(() => client.endAsync(true))
   client.on('error', () => {})
-  t.match((await connected).metadata, { node: String }, "node A's connection, carrying node A's name")
-  t.equal(b.app.devices.presence(`sensor-${sensor.sensorId}`).online, true, 'node B shows it online')
+  const onA = (await connected).metadata.node
+  t.type(onA, 'string', "node A's connection, carrying node A's name")
+  t.equal(b.app.devices.presence(stream).online, true, 'node B shows it online')
 
-  const ended = new Promise<RecordedEvent>(resolve => {
-    const stop = b.app.store.subscribe(events => {
-      const found = events.find(e => e.type === 'DeviceDisconnected' && e.stream_id === `sensor-${sensor.sensorId}`)
-      if (found !== undefined) { stop(); resolve(found) }
-    })
-  })
+  const lost = next('DeviceDisconnected', e => (e.data as { reason: string }).reason === 'node_lost')
   a.child.kill('SIGKILL')
   await a.exited
-  // Node B takes the timers over once A's lease has run out, and ends the connections A left.
-  t.match((await ended).data, { reason: 'node_lost', detail: /stopped renewing its lease/ })
-  t.equal(b.app.devices.presence(`sensor-${sensor.sensorId}`).online, false, 'node B shows it offline')
-  t.equal(b.app.store.read({ stream: `sensor-${sensor.sensorId}`, type: 'DeviceDisconnected' }).length, 1, 'ended once')
+  // The sensor comes back through node B before A's lease has run out: two connections on record.
+  const again = next('DeviceConnected')
+  await connectSensor(t, b, sensor)
+  t.not((await again).metadata.node, onA, "its new connection is node B's")
+  // Node B takes the timers over once A's lease has run out, and ends the connection A left.
+  const ended = await lost
+  t.match(ended.data, { reason: 'node_lost', detail: /stopped renewing its lease/ })
+  t.equal(ended.metadata.node, onA, "the connection ended is node A's")
+  t.equal(b.app.devices.presence(stream).online, true, 'node B still shows it online: its connection to B is open')
+  t.equal(b.app.store.read({ stream, type: 'DeviceDisconnected' }).length, 1, 'ended once')
+
+  const closed = next('DeviceDisconnected', e => (e.data as { reason: string }).reason === 'closed')
+  b.app.broker.disconnectDevice(stream)
+  await closed
+  t.equal(b.app.devices.presence(stream).online, false, 'and offline once that connection ends too')
 })

@@ -167,8 +167,9 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
           const ended = elsewhere.filter(device => device.node === other)
           await app.store.transact(tx => {
             for (const { stream_id: streamId, client_id: clientId } of ended) {
+              // The metadata's node is the connection's, as when its own node records its end.
               tx.append(streamId, [{ type: 'DeviceDisconnected', data: { client_id: clientId, reason: 'node_lost', detail: `its node ${other} stopped renewing its lease` } }],
-                { metadata: { actor: 'system' }, expectedVersion: 'any' })
+                { metadata: { actor: 'system', node: other }, expectedVersion: 'any' })
             }
           })
           app.log.warn({ node: other, devices: ended.length }, 'a node stopped renewing its lease: its devices are recorded as disconnected')

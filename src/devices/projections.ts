@@ -80,30 +80,65 @@ export const deviceRejectionsProjection: Projection = {
 /**
  * Whether each device is connected now, since when, and when it was last seen: presence,
  * from the broker's connect and disconnect events. A device may hold more than one connection
- * for a moment (a reconnect that takes over its client id), so connections are counted.
+ * for a moment (a reconnect that takes over its client id, or one made to another node before
+ * the first node's death is known), so connections are counted.
  */
 export const devicePresenceProjection: Projection = {
   name: 'device_presence',
-  version: 3,
+  version: 4,
   handles: ['DeviceConnected', 'DeviceDisconnected'],
   tables: ['device_presence'],
-  // node: the node of the last connection, when several share the log (null on one node).
   ddl: `CREATE TABLE IF NOT EXISTS device_presence (
-      stream_id TEXT PRIMARY KEY, connections INTEGER NOT NULL, changed_at TEXT NOT NULL, client_id TEXT NOT NULL, node TEXT
+      stream_id TEXT PRIMARY KEY, connections INTEGER NOT NULL, changed_at TEXT NOT NULL, client_id TEXT NOT NULL
     ) STRICT, WITHOUT ROWID;`,
   prepare (db) {
-    const change = db.prepare(`INSERT INTO device_presence (stream_id, connections, changed_at, client_id, node)
-      VALUES (@stream, max(@delta, 0), @at, @client, @node)
+    const change = db.prepare(`INSERT INTO device_presence (stream_id, connections, changed_at, client_id)
+      VALUES (@stream, max(@delta, 0), @at, @client)
       ON CONFLICT (stream_id) DO UPDATE SET connections = max(connections + @delta, 0), client_id = @client,
-        node = CASE WHEN @delta > 0 THEN @node ELSE node END,
         -- only going online or offline moves it: a second connection, or one of two ending, does not
         changed_at = CASE WHEN (connections > 0) = (max(connections + @delta, 0) > 0) THEN changed_at ELSE @at END`)
     const reset = db.prepare('UPDATE device_presence SET connections = 0, changed_at = ? WHERE stream_id = ?')
     return event => {
-      const row = { stream: event.stream_id, at: event.recorded_at, node: null }
-      if (event.type === 'DeviceConnected') change.run({ ...row, delta: 1, client: event.data.client_id, node: event.metadata.node ?? null })
-      else if (event.type === 'DeviceDisconnected' && event.data.reason === 'service_stopped') reset.run(event.recorded_at, event.stream_id)
-      else if (event.type === 'DeviceDisconnected') change.run({ ...row, delta: -1, client: event.data.client_id })
+      const at = event.recorded_at
+      if (event.type === 'DeviceConnected') {
+        change.run({ stream: event.stream_id, at, client: event.data.client_id, delta: 1 })
+      } else if (event.type === 'DeviceDisconnected') {
+        // One machine's start ends, in one event, whatever an unclean stop left connected; with
+        // several nodes each connection ends by itself (another node may hold one of the device's).
+        if (event.data.reason === 'service_stopped' && event.metadata.node === undefined) reset.run(at, event.stream_id)
+        else change.run({ stream: event.stream_id, at, client: event.data.client_id, delta: -1 })
+      }
+    }
+  }
+}
+
+/**
+ * Several nodes on one log: each node's open connections, by device. The metadata's `node` is the
+ * node holding the connection (for `node_lost`, the dead one), so a dead node's connections are
+ * found, and ended, even when the device has connected to another node since.
+ */
+export const nodeConnectionsProjection: Projection = {
+  name: 'node_connections',
+  version: 1,
+  handles: ['DeviceConnected', 'DeviceDisconnected'],
+  tables: ['node_connections'],
+  ddl: `CREATE TABLE IF NOT EXISTS node_connections (
+      node TEXT NOT NULL, stream_id TEXT NOT NULL, client_id TEXT NOT NULL, connections INTEGER NOT NULL, PRIMARY KEY (node, stream_id)
+    ) STRICT, WITHOUT ROWID;`,
+  prepare (db) {
+    const opened = db.prepare(`INSERT INTO node_connections (node, stream_id, client_id, connections) VALUES (?, ?, ?, 1)
+      ON CONFLICT (node, stream_id) DO UPDATE SET connections = connections + 1, client_id = excluded.client_id`)
+    const ended = db.prepare('UPDATE node_connections SET connections = connections - 1 WHERE node = ? AND stream_id = ?')
+    const gone = db.prepare('DELETE FROM node_connections WHERE node = ? AND stream_id = ? AND connections <= 0')
+    return event => {
+      const node = event.metadata.node
+      if (node === undefined) return
+      if (event.type === 'DeviceConnected') {
+        opened.run(node, event.stream_id, event.data.client_id)
+      } else if (event.type === 'DeviceDisconnected') {
+        ended.run(node, event.stream_id)
+        gone.run(node, event.stream_id)
+      }
     }
   }
 }
@@ -140,7 +175,7 @@ export function deviceQueries (db: Db) {
     FROM device_rejections WHERE stream_id = ? AND position > ? ORDER BY position LIMIT ?`)
   const presence = db.prepare('SELECT connections, changed_at FROM device_presence WHERE stream_id = ?')
   const connected = db.prepare('SELECT stream_id, client_id FROM device_presence WHERE connections > 0')
-  const connectedElsewhere = db.prepare('SELECT stream_id, client_id, node FROM device_presence WHERE connections > 0 AND node IS NOT NULL AND node <> ?')
+  const connectedElsewhere = db.prepare('SELECT stream_id, client_id, node FROM node_connections WHERE node <> ?')
   return {
     presence (streamId: string): Presence {
       const row = presence.get(streamId) as { connections: number, changed_at: string } | undefined
@@ -163,4 +198,4 @@ export type DeviceQueries = ReturnType<typeof deviceQueries>
 
 /** The read models every kind shares, derived from the list of kinds (src/kinds.ts). */
 export const deviceProjections = (devices: readonly DeviceKindDeclaration[], identities: readonly DeviceKindDeclaration[]): Projection[] =>
-  [deviceCredentialsProjection(identities), deviceRejectionsProjection, devicePresenceProjection, deviceRegistryProjection(devices), deviceActivityProjection]
+  [deviceCredentialsProjection(identities), deviceRejectionsProjection, devicePresenceProjection, nodeConnectionsProjection, deviceRegistryProjection(devices), deviceActivityProjection]
