@@ -244,6 +244,9 @@ export function runWriter (module: Record<string, unknown>): void {
   })
 }
 
+/** How long the append lock waits, after a stale group, for the group decided again before it is let go. */
+const STALE_HOLD_MS = 1000
+
 /**
  * DATABASE_URL: the log is PostgreSQL's, one chain for every node; this node's file is its
  * replica (the rows and the projections, folded from it). A group takes PostgreSQL's append lock,
@@ -278,19 +281,32 @@ async function runReplica (port: MessagePort, writer: Writer, url: string, path:
   await catchUp(false)
   port.postMessage({ ready: true, position: writer.position, hash: writer.hash } satisfies WriterReady)
 
+  // A stale group's lock is kept for the group decided again, which comes next: with several
+  // nodes appending at once, each would otherwise find another's rows again at its next try.
+  let held: ReturnType<typeof setTimeout> | undefined
   const commitGroup = async (request: Extract<WriterRequest, { op: 'commit' }>) => {
     let head: number
-    try {
-      head = await primary.begin()
-    } catch (error) {
-      await primary.rollback()
-      port.postMessage(postgresFailure(request.id, error))
-      return
+    if (held !== undefined) {
+      clearTimeout(held)
+      held = undefined
+      head = writer.position
+    } else {
+      try {
+        head = await primary.begin()
+      } catch (error) {
+        await primary.rollback()
+        port.postMessage(postgresFailure(request.id, error))
+        return
+      }
     }
     // Another node appended since this group was decided (or since the service last heard): decided again on it.
     if (head !== writer.position || request.first !== writer.position + 1) {
       await catchUp(true)
-      await primary.rollback()
+      held = setTimeout(() => serial(async () => {
+        if (held === undefined) return
+        held = undefined
+        await primary.rollback()
+      }), STALE_HOLD_MS)
       port.postMessage({ id: request.id, ok: false, stale: true } satisfies WriterReply)
       return
     }
@@ -322,6 +338,7 @@ async function runReplica (port: MessagePort, writer: Writer, url: string, path:
       port.postMessage({ id: request.id, maxPageCount: writer.maxPageCount(request.pages) } satisfies WriterLimitReply)
     } else {
       serial(async () => {
+        if (held !== undefined) clearTimeout(held)
         await primary.close()
         writer.close()
         port.postMessage({ id: request.id, ok: true, hashes: [], seconds: 0 } satisfies WriterReply)

@@ -35,12 +35,10 @@ export class PostgresPrimary {
     return rows[0]?.hash.toString('hex')
   }
 
-  /** Begins a group: the transaction, the append lock (held until commit or rollback), and the head under it. */
+  /** Begins a group: the transaction, the append lock (held until commit or rollback), and the head under it; one round trip. */
   async begin (): Promise<number> {
-    await this.client.query('BEGIN')
-    await this.client.query('SELECT pg_advisory_xact_lock($1)', [APPEND_LOCK])
-    const { rows } = await this.client.query<{ position: string | null }>('SELECT max(position) AS position FROM events')
-    return Number(rows[0]?.position ?? 0)
+    const results = await this.client.query(`BEGIN; SELECT pg_advisory_xact_lock(${APPEND_LOCK}); SELECT max(position) AS position FROM events`) as unknown as pg.QueryResult[]
+    return Number(results.at(-1)!.rows[0]?.position ?? 0)
   }
 
   /** Inserts the group's rows (as the replica stored them, hashes included), tells every node, and commits. */
@@ -51,8 +49,8 @@ export class PostgresPrimary {
       values.forEach((value, i) => columns[i]!.push(value))
     }
     await insertEvents(this.client, columns)
-    await this.client.query('SELECT pg_notify($1, $2)', [CHANNEL, String(rows.at(-1)!.position)])
-    await this.client.query('COMMIT')
+    // The NOTIFY is delivered at the COMMIT; both in one round trip (a position is digits only).
+    await this.client.query(`SELECT pg_notify('${CHANNEL}', '${Number(rows.at(-1)!.position)}'); COMMIT`)
   }
 
   async rollback (): Promise<void> {
