@@ -1,9 +1,11 @@
 // Several nodes on one PostgreSQL log (DATABASE_URL): each node's SQLite file is its replica,
 // folded from the one chain; what one node records, the others serve, and a name registered at
 // once on two nodes is taken once. Real services, a throwaway PostgreSQL cluster, real MQTT.
+import { chmodSync } from 'node:fs'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
 import t from 'tap'
+import { freePort, startPostgres } from '../src/cli/engines.ts'
 import { PostgresLog } from '../src/store/postgres/log.ts'
 import { systemClock, type ManualClock } from '../src/clock.ts'
 import type { RecordedEvent } from '../src/store/recorded-event.ts'
@@ -85,6 +87,32 @@ t.test('a node restarted on its replica catches up with what the others recorded
   t.ok(listed.body.some((n: { network_name: string }) => n.network_name === 'while B was down'), 'and serves it')
   const presence = again.app.store.read({ stream: `sensor-${sensor.sensorId}` }).map(e => e.type).filter(type => type.startsWith('Device'))
   t.same(presence, ['DeviceConnected'], "node B's start does not end the sensor connected to node A")
+})
+
+t.test('a node outlives PostgreSQL going away: its writes answer 503 meanwhile, and are recorded again once it is back', async t => {
+  // A cluster kept in a folder of its own, started again on the same port, as a restarted server would be.
+  const base = tempDir(t)
+  chmodSync(base, 0o755) // (as root, PostgreSQL runs as its own user and must reach the folder)
+  const port = await freePort()
+  let postgres = await startPostgres({ dir: join(base, 'postgres'), port })
+  t.teardown(() => postgres.stop())
+  const a = await startService(t, { env: { DATABASE_URL: postgres.url } })
+  const signUp = (username: string) => http(a, 'POST', '/users', { body: { username, password: 'correct horse' } })
+  t.equal((await signUp('before')).status, 201)
+
+  await postgres.stop()
+  const during = await signUp('during')
+  t.equal(during.status, 503, 'refused, not acknowledged, while PostgreSQL is away')
+  t.match(during.body, { detail: /PostgreSQL/ })
+  t.match((await http(a, 'GET', '/status')).body, { store: { status: 'degraded' } }, 'and the node says so')
+
+  postgres = await startPostgres({ dir: join(base, 'postgres'), port })
+  t.equal((await signUp('after')).status, 201, 'the same node records again once it is back')
+  t.match((await http(a, 'GET', '/status')).body, { store: { status: 'ok' } })
+  const log = await PostgresLog.open({ url: postgres.url, clock: systemClock })
+  t.teardown(() => log.close())
+  const names = (await log.read({ type: 'UserRegistered' })).map(e => (e.data as { username: string }).username)
+  t.same(names, ['before', 'after'], 'what was refused is not in the log; what was acknowledged is')
 })
 
 t.test('brokers over Redis: a plug connected to node B is switched on by POST /api/instance on node A', async t => {

@@ -273,7 +273,8 @@ async function runReplica (port: MessagePort, writer: Writer, url: string, path:
   // Loaded only with DATABASE_URL: on one machine the writer thread keeps no PostgreSQL client in memory.
   const { PostgresPrimary } = await import('./postgres/primary.ts')
   const primary = await PostgresPrimary.open(url, position => {
-    if (position > writer.position) serial(() => catchUp(true))
+    // PostgreSQL away meanwhile: the notices' return, or the next group, catches up.
+    if (position > writer.position) serial(() => catchUp(true).catch(() => {}))
   })
   if (writer.position > 0 && await primary.hashAt(writer.position) !== writer.hash) {
     throw new Error(`${path} is not a replica of the log in PostgreSQL (its row ${writer.position} differs, or is not there): remove the file, and it is built again from PostgreSQL`)
@@ -333,7 +334,13 @@ async function runReplica (port: MessagePort, writer: Writer, url: string, path:
 
   port.on('message', (request: WriterRequest) => {
     if (request.op === 'commit') {
-      serial(() => commitGroup(request))
+      // PostgreSQL lost while catching up: the group fails as a whole, as when it could not begin.
+      serial(() => commitGroup(request).catch(async error => {
+        if (held !== undefined) clearTimeout(held)
+        held = undefined
+        await primary.rollback()
+        port.postMessage(postgresFailure(request.id, error))
+      }))
     } else if (request.op === 'max_page_count') {
       port.postMessage({ id: request.id, maxPageCount: writer.maxPageCount(request.pages) } satisfies WriterLimitReply)
     } else {

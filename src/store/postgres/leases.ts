@@ -1,5 +1,6 @@
-import pg from 'pg'
+import type pg from 'pg'
 import type { Clock, Timer } from '../../clock.ts'
+import { Connection } from './connection.ts'
 
 /**
  * Leases in PostgreSQL: which node owns what (a zone's timers, the charger callbacks, the node
@@ -35,19 +36,18 @@ export class Leases {
   /** The connection's queries, one after another (a renewal and an acquire may be asked at once). */
   private queries: Promise<unknown> = Promise.resolve()
 
-  private constructor (private readonly client: pg.Client, private readonly options: LeaseOptions) {}
+  private constructor (private readonly connection: Connection, private readonly options: LeaseOptions) {}
 
   private query<R extends pg.QueryResultRow> (text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
-    const result = this.queries.then(() => this.client.query<R>(text, values))
+    const result = this.queries.then(() => this.connection.query<R>(text, values))
     this.queries = result.catch(() => {})
     return result
   }
 
   static async open (options: LeaseOptions): Promise<Leases> {
-    const client = new pg.Client({ connectionString: options.url })
-    await client.connect()
-    await client.query(DDL)
-    const leases = new Leases(client, options)
+    const connection = new Connection(options.url)
+    await connection.query(DDL)
+    const leases = new Leases(connection, options)
     leases.scheduleRenewal()
     return leases
   }
@@ -111,7 +111,7 @@ export class Leases {
     this.renewal?.cancel()
     await this.renewing
     await this.queries
-    await this.client.end()
+    await this.connection.end()
   }
 
   private scheduleRenewal (): void {

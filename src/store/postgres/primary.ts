@@ -1,6 +1,10 @@
 import type pg from 'pg'
+import { Connection } from './connection.ts'
 import type { EventRow } from '../recorded-event.ts'
 import { APPEND_LOCK, CHANNEL, EVENT_COLUMNS, insertEvents, openPostgresSchema, toEventRow, type PostgresRow } from './schema.ts'
+
+/** How often the notices' session is tried again while PostgreSQL is away. */
+const NOTICES_RETRY_MS = 1000
 
 /**
  * The log in PostgreSQL as the writer thread of a node sees it (DATABASE_URL): the one chain every
@@ -8,18 +12,33 @@ import { APPEND_LOCK, CHANNEL, EVENT_COLUMNS, insertEvents, openPostgresSchema, 
  * SQLite file is its replica: the log's rows and its projections, folded from this log.
  */
 export class PostgresPrimary {
-  private constructor (private readonly client: pg.Client, private readonly notices: pg.Client) {}
+  /** The session the group's transaction runs in: its statements never move to another session. */
+  private transaction: pg.Client | undefined
 
+  private constructor (private readonly client: Connection, private readonly notices: Connection) {}
+
+  /**
+   * `onCommit` is told each position another node committed, and Infinity when the notices come
+   * back after PostgreSQL was away (what was committed meanwhile was not announced to this node).
+   */
   static async open (url: string, onCommit: (position: number) => void): Promise<PostgresPrimary> {
-    // Imported here: the writer thread of a single machine never loads the client.
-    const { default: pg } = await import('pg')
-    const client = new pg.Client({ connectionString: url })
-    const notices = new pg.Client({ connectionString: url })
-    await client.connect()
-    await notices.connect()
-    await openPostgresSchema(client)
-    notices.on('notification', message => onCommit(Number(message.payload)))
-    await notices.query(`LISTEN ${CHANNEL}`)
+    const client = new Connection(url)
+    let lost = false
+    const notices: Connection = new Connection(url, {
+      setUp: async session => {
+        session.on('notification', message => onCommit(Number(message.payload)))
+        await session.query(`LISTEN ${CHANNEL}`)
+        if (lost) onCommit(Infinity)
+      },
+      onLost: () => {
+        lost = true
+        // Listening again as soon as PostgreSQL answers: until then, nothing to hear.
+        const retry = () => { notices.session().catch(() => setTimeout(retry, NOTICES_RETRY_MS).unref()) }
+        setTimeout(retry, NOTICES_RETRY_MS).unref()
+      }
+    })
+    await openPostgresSchema(await client.session())
+    await notices.session()
     return new PostgresPrimary(client, notices)
   }
 
@@ -37,7 +56,8 @@ export class PostgresPrimary {
 
   /** Begins a group: the transaction, the append lock (held until commit or rollback), and the head under it; one round trip. */
   async begin (): Promise<number> {
-    const results = await this.client.query(`BEGIN; SELECT pg_advisory_xact_lock(${APPEND_LOCK}); SELECT max(position) AS position FROM events`) as unknown as pg.QueryResult[]
+    this.transaction = await this.client.session()
+    const results = await this.transaction.query(`BEGIN; SELECT pg_advisory_xact_lock(${APPEND_LOCK}); SELECT max(position) AS position FROM events`) as unknown as pg.QueryResult[]
     return Number(results.at(-1)!.rows[0]?.position ?? 0)
   }
 
@@ -48,13 +68,17 @@ export class PostgresPrimary {
       const values = [row.position, row.stream_id, row.stream_version, row.type, row.schema_version, row.recorded_at, row.data, row.metadata, row.hash]
       values.forEach((value, i) => columns[i]!.push(value))
     }
-    await insertEvents(this.client, columns)
+    const transaction = this.transaction
+    if (transaction === undefined) throw new Error('no group has begun')
+    await insertEvents(transaction, columns)
     // The NOTIFY is delivered at the COMMIT; both in one round trip (a position is digits only).
-    await this.client.query(`SELECT pg_notify('${CHANNEL}', '${Number(rows.at(-1)!.position)}'); COMMIT`)
+    await transaction.query(`SELECT pg_notify('${CHANNEL}', '${Number(rows.at(-1)!.position)}'); COMMIT`)
+    this.transaction = undefined
   }
 
   async rollback (): Promise<void> {
-    await this.client.query('ROLLBACK').catch(() => {})
+    await this.transaction?.query('ROLLBACK').catch(() => {})
+    this.transaction = undefined
   }
 
   async close (): Promise<void> {
