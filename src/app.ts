@@ -93,7 +93,8 @@ async function app (instance: FastifyInstance, { config, clock: givenClock }: Ap
     maxAuthFailuresPerMinute: config.MQTT_MAX_AUTH_FAILURES_PER_MINUTE,
     authBlockSeconds: config.MQTT_AUTH_BLOCK_SECONDS,
     observer: app.metrics.broker,
-    redisUrl: config.REDIS_URL
+    redisUrl: config.REDIS_URL,
+    trustProxy: config.TRUST_PROXY
   })
   await app.register(authentication)
   // Only the routes that opt in (`onRequest: app.rateLimit(...)`) are limited, per address; the 429 is a catalogue error.

@@ -13,6 +13,8 @@ export const ConfigSchema = z.object({
   TIMER_LEASE_SECONDS: z.coerce.number().int().min(3).default(15),
   /** Several nodes: their brokers share publishes through Redis (redis://host:port). */
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'a Redis url: redis://host:port').optional(),
+  /** A balancer in front: its addresses (and CIDR ranges), comma-separated; believed in X-Forwarded-For and the PROXY protocol. */
+  TRUST_PROXY: z.string().default('').transform(list => list.split(',').map(item => item.trim()).filter(item => item !== '')),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'a PostgreSQL url: postgres://user@host/database').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Shown by GET /status, as the reference did. */

@@ -16,7 +16,7 @@ try {
   process.exit(1)
 }
 
-const server = Fastify({ logger: loggerOptions(config.LOG_LEVEL), ...requestIds, return503OnClosing: true })
+const server = Fastify({ logger: loggerOptions(config.LOG_LEVEL), ...requestIds, return503OnClosing: true, trustProxy: config.TRUST_PROXY.length > 0 ? config.TRUST_PROXY : false })
 await server.register(app, { config, clock: systemClock })
 
 // SIGINT/SIGTERM: stop accepting (HTTP and MQTT), commit what is queued, close the database.

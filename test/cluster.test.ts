@@ -13,7 +13,7 @@ import { withPostgres } from './helpers/postgres.ts'
 import { withRedis } from './helpers/redis.ts'
 import { createSocket, startPlug } from './helpers/sockets.ts'
 import { spawnServer } from './helpers/process.ts'
-import { connectSensor, createSensor, http, publish, startService, tempDir, type Service } from './helpers/service.ts'
+import { connectMqtt, connectSensor, createSensor, http, publish, startService, tempDir, type Service } from './helpers/service.ts'
 
 /** Resolves once the node's replica has folded the log up to `position` (its listeners told). */
 function reached (service: Service, position: number): Promise<void> {
@@ -67,6 +67,25 @@ t.test('two nodes on one PostgreSQL log: one chain, each serves what the other r
   t.equal(a.app.store.headPosition, b.app.store.headPosition, 'both replicas at the head')
   const networks = (service: Service) => http(service, 'GET', '/networks', { token: sensor.token }).then(r => r.body)
   t.same(await networks(a), await networks(b), 'both nodes serve the same networks')
+})
+
+t.test('read your writes across nodes: what one node acknowledged, another serves at once', async t => {
+  const url = await withPostgres(t)
+  const env = { DATABASE_URL: url }
+  const a = await startService(t, { env })
+  const b = await startService(t, { env })
+  // No waiting for B's replica: a balancer sends the next request wherever it likes.
+  for (let i = 0; i < 10; i++) {
+    const user = await http(a, 'POST', '/users', { body: { username: `at-once-${i}`, password: 'correct horse' } })
+    const token = user.body.access_token as string
+    const network = await http(b, 'POST', '/networks', { token, body: { network_name: 'home' } })
+    t.equal(network.status, 201, 'a token node A issued is good on node B at once')
+    const sensor = await http(a, 'POST', '/sensors', { token, body: { sensor_name: 'porch', network_identifier: network.body.network_identifier, configuration: {} } })
+    t.equal(sensor.status, 201, 'a network node B made is there on node A at once')
+    const client = await connectMqtt(t, b.mqttUrl, { username: sensor.body.sensor_identifier, password: sensor.body.mqtt.password })
+    t.ok(client.connected, 'a sensor node A registered connects to node B at once')
+    await client.endAsync()
+  }
 })
 
 t.test('a node restarted on its replica catches up with what the others recorded meanwhile', async t => {

@@ -11,6 +11,7 @@ import type { FailedConnects } from './failed-connects.ts'
 import { blockedKey, type RefusalKey, type RefusalLedger } from './refusal-ledger.ts'
 import { RefusalWindow } from './refusal-window.ts'
 import type { DevicePersistence } from './retained.ts'
+import { namedAddress, peerAddress } from './proxy-protocol.ts'
 
 export const MAX_PAYLOAD_BYTES = 256 * 1024
 const EXCERPT_BYTES = 1024
@@ -80,7 +81,7 @@ export interface DeviceBrokerOptions {
 /** Where a client connects from: its TCP peer, or the HTTP request of MQTT over WebSocket. */
 export function addressOf (client: Client): string {
   const { req, conn } = client as Client & { req?: { socket?: { remoteAddress?: string } }, conn: { remoteAddress?: string } }
-  return req?.socket?.remoteAddress ?? conn.remoteAddress ?? 'unknown'
+  return (req === undefined ? undefined : namedAddress(req) ?? req.socket?.remoteAddress) ?? peerAddress(conn) ?? 'unknown'
 }
 
 /**
@@ -134,8 +135,14 @@ export async function createDeviceBroker ({ mq, node, store, devices, kinds: kin
       .catch(error => log.error({ err: error, clientId: client.id }, 'could not record a cut-off'))
   }
 
-  function authenticate (client: Client, username: string | undefined, password: Buffer | undefined, done: (error: AuthenticateError | null, success: boolean | null) => void) {
+  function authenticate (client: Client, username: string | undefined, password: Buffer | undefined, done: (error: AuthenticateError | null, success: boolean | null) => void, caughtUp = false) {
     const credentials = username === undefined ? undefined : devices.credentials(username)
+    // Several nodes: a device registered (or given a new password) on another node a moment ago
+    // may not be in this replica yet; it is refused only on what every node had committed.
+    if (store.shared && !caughtUp && username !== undefined && (credentials === undefined || (password !== undefined && sha256(password) !== credentials.password_sha256))) {
+      store.caughtUp().then(() => authenticate(client, username, password, done, true), () => authenticate(client, username, password, done, true))
+      return
+    }
     if (credentials !== undefined && password !== undefined && sha256(password) === credentials.password_sha256) {
       (client as DeviceClient)[deviceKey] = {
         clientId: client.id, username: credentials.username, kind: credentials.kind, id: credentials.device_id, streamId: credentials.stream_id, networkId: credentials.network_id

@@ -1,9 +1,11 @@
 import { once } from 'node:events'
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import type { Aedes, Client } from 'aedes'
+import type { FastifyBaseLogger } from 'fastify'
 import fp from 'fastify-plugin'
 import { createWebSocketStream } from 'ws'
 import type { Socket } from 'node:net'
+import { nameAddress, peerAddress, readProxyHeader, trustedProxies } from './proxy-protocol.ts'
 import { admitConnections } from './admission.ts'
 import { FailedConnects } from './failed-connects.ts'
 import { blockedKey, RefusalLedger, SUMMARY_WINDOW_MS } from './refusal-ledger.ts'
@@ -80,14 +82,17 @@ export interface BrokerOptions {
   observer?: BrokerObserver
   /** REDIS_URL: brokers of several nodes share their publishes through Redis, so a message reaches a device on any node. */
   redisUrl?: string
+  /** TRUST_PROXY: a balancer's addresses; its MQTT connections begin with a PROXY header naming the device's address. */
+  trustProxy?: readonly string[]
 }
 
 /**
  * Aedes's emitter over Redis, on connections of our own: mqemitter-redis does not wait for QUIT's
  * answer at close, and one that the socket's end beats ("Connection is closed") would be an
- * unhandled rejection, which ends a Node process.
+ * unhandled rejection, which ends a Node process. Redis going away is said once, not per retry,
+ * and ends nothing: ioredis connects again (and subscribes again) when it is back.
  */
-async function redisEmitter (url: string) {
+async function redisEmitter (url: string, log: FastifyBaseLogger) {
   // Loaded only with REDIS_URL: one machine keeps neither client in memory.
   const [{ Redis }, { default: MQEmitterRedis }] = await Promise.all([import('ioredis'), import('mqemitter-redis')])
   const connection = () => {
@@ -96,13 +101,38 @@ async function redisEmitter (url: string) {
     redis.quit = (() => quit().catch(() => 'OK')) as typeof redis.quit
     return redis
   }
-  return MQEmitterRedis({ subConn: connection(), pubConn: connection() })
+  const subConn = connection()
+  const pubConn = connection()
+  const emitter = MQEmitterRedis({ subConn, pubConn })
+  // Its close QUITs and waits for both connections' end, which never comes while Redis is away:
+  // then the connections are dropped and the emitter closes at once.
+  const close = emitter.close.bind(emitter)
+  emitter.close = ((done: () => void) => {
+    if (subConn.status === 'ready' && pubConn.status === 'ready') return close(done)
+    subConn.disconnect()
+    pubConn.disconnect()
+    ;(emitter as unknown as { _close(done: () => void): void })._close(done)
+    return emitter
+  }) as typeof emitter.close
+  let away = false
+  // Its errors go to `state`, which its types do not list.
+  ;(emitter as unknown as { state: NodeJS.EventEmitter }).state.on('error', (error: Error) => {
+    if (away) return
+    away = true
+    log.warn({ err: error }, "Redis is unreachable: until it is back, publishes reach only this node's devices")
+  })
+  subConn.on('ready', () => {
+    if (!away) return
+    away = false
+    log.info('Redis is back: publishes reach every node again')
+  })
+  return emitter
 }
 
 /** How often the node that runs the timers looks for connections of nodes whose lease ran out. */
 const LOST_NODE_SWEEP_MS = 5000
 
-export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusalsPerMinute, maxAuthFailuresPerMinute, authBlockSeconds, observer, redisUrl }) {
+export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusalsPerMinute, maxAuthFailuresPerMinute, authBlockSeconds, observer, redisUrl, trustProxy = [] }) {
   // Devices the log still calls connected were cut off by an unclean stop: say so first.
   // (A read-only copy is the past: there they were connected, and nothing is recorded. On a log
   // other nodes share, they may be connected to one of them: not this node's to end.)
@@ -133,11 +163,11 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
     clock: app.clock,
     // Called once listening, after the broker below exists.
     handle: socket => aedes.handle(socket),
-    refuse: socket => refuseBlocked(socket.remoteAddress)
+    refuse: socket => refuseBlocked(peerAddress(socket))
   })
   const aedes = await createDeviceBroker({
     // Closed by Aedes when it closes.
-    mq: redisUrl === undefined ? undefined : await redisEmitter(redisUrl),
+    mq: redisUrl === undefined ? undefined : await redisEmitter(redisUrl, app.log),
     node: app.timers.node,
     store: app.store,
     devices: app.devices,
@@ -204,7 +234,8 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
   app.decorate('broker', {
     aedes,
     async listen (port: number, host: string) {
-      tcp = createServer(admission.accept)
+      const fromBalancer = trustedProxies(trustProxy)
+      tcp = createServer(socket => fromBalancer(socket.remoteAddress) ? readProxyHeader(socket, app.clock, admission.accept) : admission.accept(socket))
       // After a power cut every device connects at once: Node's default backlog (511) would drop
       // the rest of the SYNs, and each dropped one waits a second or more to try again. The
       // kernel caps it at net.core.somaxconn.
@@ -235,7 +266,9 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
   })
 
   app.get('/mqtt', { websocket: true, schema: { hide: true } }, (socket, request) => {
-    if (refuseBlocked(request.socket.remoteAddress)) return socket.terminate()
+    // request.ip: the device's address, as a trusted balancer forwarded it (else the TCP peer).
+    if (refuseBlocked(request.ip)) return socket.terminate()
+    nameAddress(request.raw, request.ip)
     aedes.handle(createWebSocketStream(socket), request.raw)
   })
 

@@ -34,6 +34,9 @@ async function stopAll (code: number): Promise<never> {
 process.once('SIGINT', () => void stopAll(0))
 process.once('SIGTERM', () => void stopAll(0))
 
+const RESTART_MS = 1000
+const RESTART_RETRY_MS = 5000
+
 interface ClusterNode { name: string, httpPort: number, mqttPort: number, process?: NodeProcess }
 const nodes: ClusterNode[] = []
 
@@ -60,8 +63,21 @@ try {
       log.end()
       if (stopping) return
       process.stdout.write(`${node.name} exited (${code ?? 'killed'}); starting it again\n`)
-      run(node).catch(error => process.stderr.write(`${node.name} could not start again: ${(error as Error).message}\n`))
+      void restart(node)
     })
+  }
+  /** Started again a second after it exited, and every 5 s while it fails to start. */
+  const restart = async (node: ClusterNode): Promise<void> => {
+    for (let wait = RESTART_MS; !stopping; wait = RESTART_RETRY_MS) {
+      await new Promise(resolve => setTimeout(resolve, wait))
+      if (stopping) return
+      try {
+        await run(node)
+        return
+      } catch (error) {
+        process.stderr.write(`${node.name} could not start again (${(error as Error).message.split('\n')[0]}); trying again\n`)
+      }
+    }
   }
   await Promise.all(nodes.map(run))
 
@@ -77,10 +93,10 @@ try {
 
   PostgreSQL (the log)  ${postgres.url}
   Redis (publishes)     ${redis.url}
-${nodes.map(node => `  ${node.name.padEnd(21)} http://127.0.0.1:${node.httpPort}  mqtt://127.0.0.1:${node.mqttPort}  log ${join(values.dir, `${node.name}.log`)}`).join('\n')}
+${nodes.map(node => `  ${node.name.padEnd(21)} http://127.0.0.1:${node.httpPort}  mqtt://127.0.0.1:${node.mqttPort}  log ${join(dir, `${node.name}.log`)}`).join('\n')}
 
 Audit the log: devicelog verify --database '${postgres.url}'
-Ctrl-C stops the nodes, HAProxy, Redis and PostgreSQL; the log stays in ${join(values.dir, 'postgres')}.
+Ctrl-C stops the nodes, HAProxy, Redis and PostgreSQL; the log stays in ${join(dir, 'postgres')}.
 `)
 } catch (error) {
   process.stderr.write(`devicelog cluster: ${(error as Error).message}\n`)

@@ -134,7 +134,7 @@ async function startChild (file: string, args: string[], options: SpawnOptions, 
  * for the role `devicelog`, database `devicelog`. With `dir`, the cluster lives there and is kept
  * (started again as it was); without, it is a throwaway one in a temporary folder removed at stop.
  */
-export async function startPostgres (options: { dir?: string } = {}): Promise<Engine> {
+export async function startPostgres (options: { dir?: string, port?: number } = {}): Promise<Engine> {
   const bin = findPostgres()
   if (bin === undefined) {
     throw new Error('no PostgreSQL server found: set PG_BIN to a folder holding initdb and postgres, or install Debian\'s postgresql package (.ci/run does)')
@@ -145,7 +145,7 @@ export async function startPostgres (options: { dir?: string } = {}): Promise<En
   const dir = keep ? resolve(options.dir!) : mkdtempSync(join(tmpdir(), 'devicelog-pg-'))
   mkdirSync(dir, { recursive: true })
   const data = join(dir, 'data')
-  const port = await freePort()
+  const port = options.port ?? await freePort()
   const spawnOptions: SpawnOptions = { cwd: dir, env: engineEnv(), ...owner }
   let child: ChildProcess | undefined
   const stop = async (): Promise<void> => {
@@ -158,7 +158,12 @@ export async function startPostgres (options: { dir?: string } = {}): Promise<En
     const fresh = !existsSync(join(data, 'PG_VERSION'))
     if (fresh) {
       const init = await run(join(bin, 'initdb'), ['-D', data, '-U', PG_USER, '--auth=trust', '--encoding=UTF8', '--locale=C', ...(keep ? [] : ['--no-sync'])], spawnOptions)
-      if (init.code !== 0) throw new Error(`initdb failed (exit ${init.code}):\n${init.output}`)
+      if (init.code !== 0) {
+        const hint = owner !== undefined && /Permission denied/.test(init.output)
+          ? `\n(as root, PostgreSQL runs as the postgres user, which must be able to reach ${dir}: every folder above it needs o+x)`
+          : ''
+        throw new Error(`initdb failed (exit ${init.code}):\n${init.output}${hint}`)
+      }
     }
     child = await startChild(join(bin, 'postgres'), [
       '-D', data, '-k', dir, '-p', String(port),
@@ -203,9 +208,10 @@ export async function startRedis (): Promise<Engine> {
 export interface BalancedNode { name: string, httpPort: number, mqttPort: number }
 
 /**
- * HAProxy in front of the nodes: MQTT as TCP (each connection to the node with the fewest), HTTP
- * (WebSockets and server-sent events included) by round robin. A node that stops answering
- * `GET /status` is out within two seconds; a connection refused meanwhile is sent to another.
+ * HAProxy in front of the nodes: MQTT as TCP (each connection to the node with the fewest, led by
+ * a PROXY header with the device's address), HTTP (WebSockets and server-sent events included) by
+ * round robin with X-Forwarded-For; the nodes trust both from it (TRUST_PROXY). A node that stops
+ * answering is out within two seconds; a connection refused meanwhile is sent to another.
  */
 export function haproxyConfig ({ host, httpPort, mqttPort, nodes }: { host: string, httpPort: number, mqttPort: number, nodes: BalancedNode[] }): string {
   const servers = (port: (node: BalancedNode) => number, check: string) =>
@@ -228,7 +234,7 @@ frontend mqtt
 backend nodes_mqtt
   mode tcp
   balance leastconn
-${servers(node => node.mqttPort, 'check inter 1s fall 2 rise 1')}
+${servers(node => node.mqttPort, 'send-proxy check inter 1s fall 2 rise 1')}
 
 frontend http
   mode http

@@ -14,7 +14,7 @@ export interface MetricsRouteOptions {
 
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest()
 
-/** The TCP peer, never a forwarded header: behind a proxy on this machine every client looks local, so set a token there. */
+/** The caller's address: the TCP peer, or what a trusted balancer (TRUST_PROXY) forwarded; an untrusted X-Forwarded-For is never read. */
 const isLoopback = (address: string | undefined): boolean =>
   address !== undefined && (address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.'))
 
@@ -24,7 +24,7 @@ const metricsRoute: FastifyPluginAsyncZod<MetricsRouteOptions> = async function 
 
   async function admit (request: FastifyRequest) {
     if (expected === undefined) {
-      if (!isLoopback(request.socket.remoteAddress)) throw new MetricsNotLocal()
+      if (!isLoopback(request.ip)) throw new MetricsNotLocal()
       return
     }
     const [scheme, given] = (request.headers.authorization ?? '').split(' ')

@@ -7,7 +7,7 @@ import { openDatabase, type Db } from './database.ts'
 import type { Projection } from './projection.ts'
 import { decodeRow, encodeData, GENESIS_HASH, isoTime, type EventRow, type RecordedEvent } from './recorded-event.ts'
 import { writerBundle } from './thread-bundle.ts'
-import { FIELD, ROW, type WriterAppended, type WriterInit, type WriterLimitReply, type WriterReady, type WriterReply, type WriterRequest } from './writer.ts'
+import { FIELD, ROW, type WriterAppended, type WriterInit, type WriterLimitReply, type WriterReady, type WriterReply, type WriterRequest, type WriterSynced } from './writer.ts'
 
 /**
  * `no_stream`: the stream must not exist yet; a number: its current version must be exactly that;
@@ -148,6 +148,10 @@ export class EventStore {
   private position: number
   private hash: string
   private readonly listeners = new Set<CommitListener>()
+  /** caughtUp's round trips to the writer: the one under way, the next, and their answers by id. */
+  private syncing: Promise<void> | undefined
+  private nextSync: Promise<void> | undefined
+  private readonly syncs = new Map<number, () => void>()
   private readonly committedVersions = new Map<string, number>()
   /** Units whose rows were refused beside others': run again once those commit. */
   private readonly afterNextCommit: Pending[] = []
@@ -175,9 +179,10 @@ export class EventStore {
       this.currentHealth = { status: 'read_only' }
       return
     }
-    worker.on('message', (reply: WriterReply | WriterLimitReply | WriterAppended) => {
+    worker.on('message', (reply: WriterReply | WriterLimitReply | WriterAppended | WriterSynced) => {
       if ('maxPageCount' in reply) this.limited(reply)
       else if ('appended' in reply) this.appended(reply)
+      else if ('synced' in reply) this.synced(reply.id)
       else this.committed(reply)
     })
     worker.on('error', error => this.fail(error))
@@ -270,6 +275,39 @@ export class EventStore {
 
   get headPosition (): number { return this.position }
 
+  /**
+   * With the log in PostgreSQL, resolves once this node's replica holds every event any node had
+   * committed when it was called: a read after it sees whatever was acknowledged before, on any
+   * node. Callers at once share one round trip; one that comes while a catch-up is under way
+   * waits for the next (the one under way may have read the head before its call). PostgreSQL
+   * out of reach, it resolves all the same: reads go on from the replica. On one machine: at once.
+   */
+  caughtUp (): Promise<void> {
+    if (!this.sharedLog || this.worker === undefined || this.closing !== undefined || this.failure !== undefined) return Promise.resolve()
+    if (this.syncing === undefined) {
+      this.syncing = this.sync().finally(() => { this.syncing = undefined })
+      return this.syncing
+    }
+    this.nextSync ??= this.syncing.then(() => {
+      this.nextSync = undefined
+      return this.caughtUp()
+    })
+    return this.nextSync
+  }
+
+  private synced (id: number): void {
+    this.syncs.get(id)?.()
+    this.syncs.delete(id)
+  }
+
+  private sync (): Promise<void> {
+    const id = this.nextId++
+    return new Promise<void>(resolve => {
+      this.syncs.set(id, resolve)
+      this.worker!.postMessage({ op: 'sync', id } satisfies WriterRequest)
+    })
+  }
+
   get health (): StoreHealth { return this.currentHealth }
 
   /**
@@ -306,7 +344,8 @@ export class EventStore {
       this.listeners.clear()
       if (this.failure === undefined) {
         await new Promise<void>(resolve => {
-          worker.once('message', () => resolve())
+          // Its answer (id 0), not another node's events or a catch-up's answer coming first.
+          worker.on('message', (message: { id?: number }) => { if (message.id === 0) resolve() })
           worker.once('exit', () => resolve())
           worker.postMessage({ op: 'close', id: 0 } satisfies WriterRequest)
         })
@@ -451,6 +490,8 @@ export class EventStore {
     for (const pending of units) pending.reject(this.failure)
     for (const limit of this.limits.values()) limit.reject(this.failure)
     this.limits.clear()
+    // Reads go on from the replica as it is.
+    for (const id of [...this.syncs.keys()]) this.synced(id)
     this.drained?.()
   }
 

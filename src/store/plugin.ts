@@ -17,4 +17,7 @@ export default fp<StorePluginOptions>(async function storePlugin (app, options) 
   app.decorate('store', store)
   app.decorate('clock', options.clock)
   app.addHook('onClose', async () => { await store.close() })
+  // Several nodes behind a balancer: a request sees what any node acknowledged before it came
+  // (a token issued by one node, used at once on another), at one round trip to PostgreSQL.
+  if (store.shared) app.addHook('onRequest', async () => { await store.caughtUp() })
 }, { name: 'store' })

@@ -24,6 +24,8 @@ export type WriterRequest =
    * tests use it to fill the log as a full disk would, then to free it again.
    */
   | { op: 'max_page_count', id: number, pages: number }
+  /** The log in PostgreSQL: fold into the replica what other nodes committed until now, then answer (WriterSynced). */
+  | { op: 'sync', id: number }
   | { op: 'close', id: number }
 
 export type WriterReply =
@@ -36,6 +38,9 @@ export type WriterReply =
 
 /** Events another node appended (PostgreSQL), now in this node's replica: the service tells its listeners. */
 export interface WriterAppended { appended: RecordedEvent[], hash: string }
+
+/** The replica holds what PostgreSQL held when the `sync` was asked (or PostgreSQL could not be read: `reached` false). */
+export interface WriterSynced { id: number, synced: true, reached: boolean }
 
 /** The writer's answer to `max_page_count`: the cap now in force (SQLite never sets it below the database's size). */
 export interface WriterLimitReply { id: number, maxPageCount: number }
@@ -234,6 +239,8 @@ export function runWriter (module: Record<string, unknown>): void {
   port.on('message', (request: WriterRequest) => {
     if (request.op === 'commit') {
       port.postMessage(writer.append(request))
+    } else if (request.op === 'sync') {
+      port.postMessage({ id: request.id, synced: true, reached: true } satisfies WriterSynced)
     } else if (request.op === 'max_page_count') {
       port.postMessage({ id: request.id, maxPageCount: writer.maxPageCount(request.pages) } satisfies WriterLimitReply)
     } else {
@@ -341,6 +348,12 @@ async function runReplica (port: MessagePort, writer: Writer, url: string, path:
         await primary.rollback()
         port.postMessage(postgresFailure(request.id, error))
       }))
+    } else if (request.op === 'sync') {
+      // In turn with the groups: what this node committed before is folded already.
+      serial(async () => {
+        const reached = await catchUp(true).then(() => true, () => false)
+        port.postMessage({ id: request.id, synced: true, reached } satisfies WriterSynced)
+      })
     } else if (request.op === 'max_page_count') {
       port.postMessage({ id: request.id, maxPageCount: writer.maxPageCount(request.pages) } satisfies WriterLimitReply)
     } else {

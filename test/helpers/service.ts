@@ -44,7 +44,7 @@ export async function startService (t: Teardown, options: ServiceOptions = {}): 
   const clock = options.clock ?? new ManualClock()
   const config = parseConfig({ DATABASE_PATH: databasePath, LOG_LEVEL: 'silent', ...options.env })
   // (A loaded CI machine can take more than the default 10 s to start the writer thread.)
-  const instance = Fastify({ logger: false, pluginTimeout: 60_000, ...requestIds })
+  const instance = Fastify({ logger: false, pluginTimeout: 60_000, ...requestIds, trustProxy: config.TRUST_PROXY.length > 0 ? config.TRUST_PROXY : false })
   options.before?.(instance)
   await instance.register(app, { config, clock })
   await instance.listen({ port: 0, host: '127.0.0.1' })

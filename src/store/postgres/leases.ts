@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import type { Clock, Timer } from '../../clock.ts'
 import { Connection } from './connection.ts'
+import { openPostgresSchema } from './schema.ts'
 
 /**
  * Leases in PostgreSQL: which node owns what (a zone's timers, the charger callbacks, the node
@@ -25,8 +26,6 @@ export interface LeaseOptions {
   onLost?: (name: string) => void
 }
 
-const DDL = 'CREATE TABLE IF NOT EXISTS leases (name text PRIMARY KEY, owner text NOT NULL, expires_at bigint NOT NULL)'
-
 export class Leases {
   /** The leases this node holds, with the expiry of each as last set. */
   private readonly held = new Map<string, number>()
@@ -46,7 +45,7 @@ export class Leases {
 
   static async open (options: LeaseOptions): Promise<Leases> {
     const connection = new Connection(options.url)
-    await connection.query(DDL)
+    await openPostgresSchema(await connection.session())
     const leases = new Leases(connection, options)
     leases.scheduleRenewal()
     return leases

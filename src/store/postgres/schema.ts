@@ -19,9 +19,10 @@ const DDL = `
     hash bytea NOT NULL,
     UNIQUE (stream, stream_version)
   );
-  CREATE INDEX IF NOT EXISTS events_by_type ON events (type, position);`
+  CREATE INDEX IF NOT EXISTS events_by_type ON events (type, position);
+  CREATE TABLE IF NOT EXISTS leases (name text PRIMARY KEY, owner text NOT NULL, expires_at bigint NOT NULL);`
 
-/** Creates the log's table when it is not there; two nodes starting at once are ordered by the append lock. */
+/** Creates the log's and the leases' tables when they are not there; nodes starting at once are ordered by the append lock (CREATE ... IF NOT EXISTS alone races). */
 export async function openPostgresSchema (client: pg.Client): Promise<void> {
   await client.query('BEGIN')
   await client.query('SELECT pg_advisory_xact_lock($1)', [APPEND_LOCK])
