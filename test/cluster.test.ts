@@ -11,7 +11,7 @@ import { systemClock, type ManualClock } from '../src/clock.ts'
 import type { RecordedEvent } from '../src/store/recorded-event.ts'
 import { withPostgres } from './helpers/postgres.ts'
 import { withRedis } from './helpers/redis.ts'
-import { createSocket, startPlug } from './helpers/sockets.ts'
+import { committed, createSocket, startPlug } from './helpers/sockets.ts'
 import { spawnServer } from './helpers/process.ts'
 import { connectMqtt, connectSensor, createSensor, http, publish, startService, tempDir, type Service } from './helpers/service.ts'
 
@@ -226,6 +226,33 @@ t.test("exactly one node runs the timers: an instance's timeout started on node 
   t.ok(b.app.timers.running, 'node B runs the timers now')
   for (let i = 0; i < 12; i++) await step(5_000)
   t.match((await stopped).data, { reason: 'timeout' }, "the instance's timeout ends it, on node B")
+  await switchedOff
+  t.notOk(plug.isOn, 'and the plug is off')
+  t.equal(b.app.store.read({ type: 'InstanceStopped' }).length, 1, 'stopped once')
+  await plug.close()
+  await b.close()
+})
+
+t.test("a timer started on node A fires, once, on node B after A is killed (kill -9)", async t => {
+  const [url, redis] = await Promise.all([withPostgres(t), withRedis(t)])
+  const env = { DATABASE_URL: url, REDIS_URL: redis, TIMER_LEASE_SECONDS: '3' }
+  // Node A, a real server process, first up: it runs the timers. Node B in this process, on the real clock.
+  const a = await spawnServer(t, { ...env, DATABASE_PATH: join(tempDir(t), 'node-a.db') })
+  const b = await startService(t, { clock: systemClock, env })
+  t.notOk(b.app.timers.running, 'node B does not run the timers while A lives')
+  const socket = await createSocket({ url: a.url } as Service)
+  const plug = await startPlug(t, b, socket)
+  const stopped = committed(b, e => e.type === 'InstanceStopped')
+  const switchedOff = committed(b, e => e.type === 'PowerReported' && (e.data as { power: string }).power === 'OFF')
+  // Started on node A with a 4 s timeout, which node A's timer would end.
+  const started = await http({ url: a.url } as Service, 'POST', '/api/instance', { token: socket.token, body: { timeout: 4000 } })
+  t.equal(started.status, 200, JSON.stringify(started.body))
+  t.ok(plug.isOn, 'the plug on node B is on')
+  a.child.kill('SIGKILL')
+  await a.exited
+  // Node B takes the timers once A's lease has run out, schedules the instance's timeout from the log, and fires it.
+  t.match((await stopped).data, { reason: 'timeout' }, 'the timeout A set ends the instance, on node B')
+  t.ok(b.app.timers.running, 'node B runs the timers now')
   await switchedOff
   t.notOk(plug.isOn, 'and the plug is off')
   t.equal(b.app.store.read({ type: 'InstanceStopped' }).length, 1, 'stopped once')
