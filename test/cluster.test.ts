@@ -141,8 +141,16 @@ t.test('brokers over Redis: a plug connected to node B is switched on by POST /a
   const b = await startService(t, { env })
   const socket = await createSocket(a)
   await reached(b, a.app.store.headPosition)
+  // What the plug retains through node B (its last will's "Online") is kept by node A's broker too.
+  const lwt = `tele/${socket.topic}/LWT`
+  const { mq } = a.app.broker.aedes as unknown as { mq: { on(topic: string, deliver: (packet: unknown, done: () => void) => void): void } }
+  const online = new Promise<void>(resolve => mq.on(lwt, (_packet, done) => { done(); setImmediate(resolve) }))
   const plug = await startPlug(t, b, socket)
   t.notOk(plug.isOn)
+  await online
+  const { persistence } = a.app.broker.aedes as unknown as { persistence: { createRetainedStream(pattern: string): import('node:stream').Readable } }
+  const retained: Array<{ payload: Buffer }> = await persistence.createRetainedStream(lwt).toArray()
+  t.same(retained.map(packet => packet.payload.toString()), ['Online'], "node A's broker holds the plug's retained LWT")
   // Node A decides and publishes POWER ON; Redis carries it to node B's broker and the plug; the
   // plug's answer is recorded by node B, and node A, told of it through the log, answers.
   const started = await http(a, 'POST', '/api/instance', { token: socket.token })

@@ -1,6 +1,6 @@
 import { once } from 'node:events'
 import { createServer, type AddressInfo, type Server } from 'node:net'
-import type { Aedes, Client } from 'aedes'
+import type { Aedes, AedesPublishPacket, Client } from 'aedes'
 import type { FastifyBaseLogger } from 'fastify'
 import fp from 'fastify-plugin'
 import { createWebSocketStream } from 'ws'
@@ -182,6 +182,17 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
     observer
   })
   aedes.on('connackSent', (_packet, client: Client) => admission.release((client as Client & { conn: Socket }).conn))
+  if (redisUrl !== undefined) {
+    // Brokers over Redis: what a device retains through another node (a plug's last will) is kept
+    // here too, so a subscriber on this node gets it. The service's own retained topics are the
+    // log's projections, on every node already.
+    // (Aedes's types do not list its emitter.)
+    const { mq } = aedes as unknown as { mq: { on(topic: string, deliver: (packet: AedesPublishPacket & { brokerId?: string }, done: () => void) => void): void } }
+    mq.on('#', (packet, done) => {
+      if (packet.retain && packet.brokerId !== aedes.id) void persistence.storeRetained(packet)
+      done()
+    })
+  }
 
   // Several nodes: a node that stopped renewing its lease left its devices shown connected; the
   // node that runs the timers records their end, once the lease has run out.
