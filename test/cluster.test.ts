@@ -39,7 +39,17 @@ t.test('two nodes on one PostgreSQL log: one chain, each serves what the other r
   const client = await connectSensor(t, b, sensor)
   t.ok(client.connected, "node B knows the sensor node A registered: its credentials came through the log")
 
-  // Measured through node B: node A serves it.
+  // Measured through node B: node A serves it, and its live stream of the network shows it.
+  const stream = await fetch(`${a.url}/streams/${sensor.networkId}`, { headers: { authorization: `Bearer ${sensor.token}` } })
+  t.equal(stream.status, 200)
+  const live = (async () => {
+    let text = ''
+    for await (const chunk of stream.body!.pipeThrough(new TextDecoderStream())) {
+      text += chunk
+      const event = /event: measurements\ndata: (.*)\n/.exec(text)
+      if (event !== null) return JSON.parse(event[1]!)
+    }
+  })()
   const onA = new Promise<void>(resolve => {
     const stop = a.app.store.subscribe(events => {
       if (events.some(e => e.type === 'MeasurementsRecorded')) { stop(); resolve() }
@@ -50,6 +60,8 @@ t.test('two nodes on one PostgreSQL log: one chain, each serves what the other r
   const measurements = await http(a, 'GET', `/sensors/${sensor.sensorId}/measurements`, { token: sensor.token })
   t.equal(measurements.status, 200)
   t.same(measurements.body, [{ revision: 0, creation_timestamp: 1_767_225_600, measurement: { celsius: 21.5 } }], 'node A serves the measurement node B recorded')
+  t.match(await live, { sensor_identifier: sensor.sensorId, measurements: [{ creation_timestamp: 1_767_225_600, measurement: { celsius: 21.5 } }] },
+    "and node A's /streams/<network> sent it as it committed on node B")
   await client.endAsync()
 
   // The same user name on both nodes at once: one account.
