@@ -58,5 +58,5 @@ t.test('every acknowledged message survives a SIGKILL right after its PUBACK', a
 t.test('a bad setting stops start-up with one line naming it', async t => {
   const dir = tempDir(t)
   const failed = await spawnServer(t, { DATABASE_PATH: join(dir, 'x.db'), MQTT_PORT: 'not-a-port' }).then(() => undefined, (error: Error) => error)
-  t.match(failed?.message, /server exited \(1\) before listening: devicelog: invalid configuration: MQTT_PORT: .+\n$/)
+  t.match(failed?.message, /exited \(1\) before listening: devicelog: invalid configuration: MQTT_PORT: .+\n$/)
 })

@@ -72,6 +72,12 @@ export class PostgresLog {
     const writer = new pg.Client({ connectionString: url })
     const notices = new pg.Client({ connectionString: url })
     const reader = new pg.Pool({ connectionString: url, max: 4 })
+    // A session PostgreSQL ends (its shutdown, even while this one is closing) emits 'error';
+    // unheard, it would end the process. Its queries fail, and say why, all the same.
+    const ignore = () => {}
+    writer.on('error', ignore)
+    notices.on('error', ignore)
+    reader.on('error', ignore)
     await writer.connect()
     await notices.connect()
     await openPostgresSchema(writer)
