@@ -57,15 +57,14 @@ t.test('after a restart, a few hundred sensors reconnecting at once are all conf
   t.ok(received.slice(1).every((r, k) => r.configuration.revision === 0 && r.configuration.configuration.interval === k + 1),
     'every other one its own registration configuration')
 
-  // Presence is recorded after the CONNACK: wait until the log shows every device online.
-  const online = async () => (await http(service, 'GET', `/api/v1/devices?network=${network}`, { token })).body as Array<{ online: boolean }>
-  let devices = await online()
-  while (devices.filter(d => d.online).length < FLEET) {
-    await new Promise<void>(resolve => {
-      const stop = service.app.store.subscribe(() => { stop(); resolve() })
-    })
-    devices = await online()
-  }
+  // Presence is recorded after the CONNACK: wait until the log holds every connection. The
+  // listener is registered before the count is read, so a commit in between is not missed.
+  await new Promise<void>(resolve => {
+    const connectedCount = () => service.app.store.read({ type: 'DeviceConnected' }).length
+    const stop = service.app.store.subscribe(() => { if (connectedCount() >= FLEET) { stop(); resolve() } })
+    if (connectedCount() >= FLEET) { stop(); resolve() }
+  })
+  const devices = (await http(service, 'GET', `/api/v1/devices?network=${network}`, { token })).body as Array<{ online: boolean }>
   t.equal(devices.length, FLEET)
   t.ok(devices.every(d => d.online), 'every device is shown online')
 
