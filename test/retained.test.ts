@@ -61,7 +61,7 @@ async function startBroker (t: Teardown) {
   }
   const publisher = await connect()
   const retain = (topic: string, payload: string) => publisher.publishAsync(topic, payload, { qos: 1, retain: true })
-  return { broker, configurations, reads, retainedFor, retain }
+  return { broker, url, persistence, configurations, reads, retainedFor, retain }
 }
 
 const r = (topic: string, payload: string): Received => ({ topic, payload, retain: true })
@@ -135,6 +135,32 @@ t.test('the service\'s own retained topics are read from the projection, one key
   // Deeper topics under an owned prefix are not owned: a device's retained message there is kept.
   await retain('configurations/a/note', 'kept')
   t.same(await retainedFor('configurations/a/#'), [r('configurations/a', '{"revision":4}'), r('configurations/a/note', 'kept')])
+})
+
+t.test('a persistent session gets what was queued while it was away; a clean one starts empty', async t => {
+  const { url, persistence, retain } = await startBroker(t)
+  const session = (clean: boolean) => mqtt.connectAsync(url, { clientId: 'keeper', clean, reconnectPeriod: 0 })
+  t.ok(persistence.outgoingEmpty({ id: 'keeper' }), 'nothing was ever queued for it: CONNECT skips the queue')
+  const away = await session(false)
+  await away.subscribeAsync('news/+', { qos: 1 })
+  await away.endAsync()
+  await retain('news/1', 'while away')
+  t.notOk(persistence.outgoingEmpty({ id: 'keeper' }), 'a message was queued for the session')
+
+  const back = await session(false)
+  t.teardown(() => back.endAsync(true))
+  const [topic, payload] = await new Promise<[string, string]>(resolve => back.once('message', (topic, payload) => resolve([topic, payload.toString()])))
+  t.same([topic, payload], ['news/1', 'while away'], 'it comes when the session is back')
+  await back.endAsync()
+
+  await retain('news/2', 'also while away')
+  const fresh = await session(true)
+  t.teardown(() => fresh.endAsync(true))
+  let received = 0
+  fresh.on('message', () => { received++ })
+  // A round trip of its own: anything queued would have been delivered before its PUBACK.
+  await fresh.publishAsync('marker/clean', 'x', { qos: 1 })
+  t.equal(received, 0, 'a clean session is not given what the old one had queued')
 })
 
 t.test('an owned template matches a subscription as MQTT says', async t => {

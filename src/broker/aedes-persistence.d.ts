@@ -20,5 +20,7 @@ declare module 'aedes-persistence/asyncPersistence.js' {
     storeRetained (packet: Packet): Promise<void>
     createRetainedStream (pattern: string): Readable
     createRetainedStreamCombi (patterns: string[]): Readable
+    outgoingEnqueue (sub: { clientId: string }, packet: Packet): Promise<void>
+    outgoingEnqueueCombi (subs: Array<{ clientId: string }>, packet: Packet): Promise<void>
   }
 }

@@ -134,6 +134,21 @@ export class DevicePersistence extends MemoryPersistence {
     return this.owned.some(({ template }) => template.length === levels.length && matchTemplate(levels, template).kind === 'one')
   }
 
+  /** Clients that ever had a packet queued for them: only they can have one waiting at CONNECT. */
+  private readonly queuedFor = new Set<string>()
+
+  override async outgoingEnqueue (sub: { clientId: string }, packet: AedesPacket): Promise<void> {
+    this.queuedFor.add(sub.clientId)
+    return await super.outgoingEnqueue(sub, packet)
+  }
+
+  override async outgoingEnqueueCombi (subs: Array<{ clientId: string }>, packet: AedesPacket): Promise<void> {
+    for (const sub of subs) this.queuedFor.add(sub.clientId)
+    return await super.outgoingEnqueueCombi(subs, packet)
+  }
+
+  outgoingEmpty (client: { id: string }): boolean { return !this.queuedFor.has(client.id) }
+
   override async storeRetained (packet: AedesPacket): Promise<void> {
     // The projection already holds what the service published on its own topics.
     if (this.ownerOf(packet.topic)) return
