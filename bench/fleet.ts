@@ -207,7 +207,17 @@ async function pollStatus (httpUrl: string, until: Promise<unknown>): Promise<nu
   return latencies.sort((a, b) => a - b)
 }
 
-interface LogCheck { connected: number, disconnected: number, refused: number, online: number, head: number }
+interface LogCheck { connected: number, disconnected: number, refused: number, online: number, head: number, groups: number, events: number }
+
+/** The groups this node committed, and the events in them: how well a phase's appends were grouped. */
+const commits = { groups: 0, events: 0 }
+function countCommits (service: FastifyInstance): void {
+  service.store.subscribe((events, commit) => {
+    if (!commit.here) return
+    commits.groups++
+    commits.events += events.length
+  })
+}
 /**
  * What the log says since position `after`: presence events, refused connections and
  * subscriptions, and how many devices its presence projection shows online. A phase is right
@@ -221,7 +231,8 @@ function logCheck (service: FastifyInstance, after: number): LogCheck {
     disconnected: count('DeviceDisconnected'),
     refused: count('ConnectionRefused') + count('SubscriptionRefused'),
     online: db.prepare('SELECT count(*) FROM device_presence WHERE connections > 0').pluck().get() as number,
-    head: service.store.headPosition
+    head: service.store.headPosition,
+    ...commits
   }
 }
 const checkLine = (check: LogCheck) => {
@@ -229,6 +240,10 @@ const checkLine = (check: LogCheck) => {
   if (!right) process.exitCode = 1
   return `the log: ${f(check.connected)} DeviceConnected, ${f(check.refused)} refused, ${f(check.online)} shown online` +
     (right ? ' (each sensor once, as it should)' : ` (WRONG: ${f(SENSORS)} sensors)`)
+}
+const groupLine = (from: LogCheck, to: LogCheck) => {
+  const groups = to.groups - from.groups
+  return `the service committed ${f(to.events - from.events)} events in ${f(groups)} groups (${f((to.events - from.events) / Math.max(1, groups), 1)} a group)`
 }
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0
@@ -259,6 +274,8 @@ const registerSeconds = seconds(registering)
 // 2. First connect, then the fleet idle.
 const before = residentBytes()
 const registered = service.store.headPosition
+countCommits(service)
+const beforeFirst = logCheck(service, registered)
 log(`first connect: ${f(SENSORS)} sensors, ${f(CONCURRENCY)} at a time...`)
 const first = await startFleet({ url: mqttUrl, sensorsFile, concurrency: CONCURRENCY, timeoutSeconds: TIMEOUT_S })
 await delay(IDLE_MS)
@@ -281,6 +298,8 @@ const httpUrl = `http://127.0.0.1:${(service.server.address() as AddressInfo).po
 await fetch(`${httpUrl}/status`).then(response => response.arrayBuffer()) // the keep-alive connection, opened before the storm
 const restartedAt = service.store.headPosition
 const beforeStorm = residentBytes()
+countCommits(service)
+const stormStart = logCheck(service, restartedAt)
 log(`restart storm: ${f(SENSORS)} sensors at once...`)
 const storming = startFleet({ url: mqttUrl, sensorsFile, concurrency: SENSORS, timeoutSeconds: TIMEOUT_S })
 const [storm, status] = await Promise.all([storming, pollStatus(httpUrl, storming)])
@@ -318,13 +337,13 @@ const p = (q: number) => f(percentile(status, q), 1)
 console.log(`devicelog fleet bench: ${f(SENSORS)} sensors, each subscribed QoS 1 to its retained configuration, Node ${process.version}`)
 console.log(`registration: ${f(SENSORS)} sensors in ${f(registerSeconds, 1)} s (${f(SENSORS / registerSeconds)}/s, ${REGISTER_CONCURRENCY} at a time over inject)`)
 console.log(`first connect (${f(CONCURRENCY)} at a time): ${f(r.seconds, 2)} s, ${outcome(r)}; ${cpuPerConnect(first)}`)
-console.log(`  ${checkLine(firstCheck)}`)
+console.log(`  ${checkLine(firstCheck)}; ${groupLine(beforeFirst, firstCheck)}`)
 console.log(`RSS after first connect: ${f(idle.rss / MB, 1)} MB with ${f(connectedIdle)} idle sensors connected (${f(empty.rss / MB, 1)} MB empty, ` +
   `${f(before.rss / MB, 1)} MB with them registered): ${rssPerDevice} KB per registered and connected device; ` +
   `heap ${perDevice(idle.heap, before.heap, connectedIdle)} KB per connection`)
 console.log(`restart: new service ready in ${f(restartSeconds, 2)} s (nothing republished: retained configurations are read from the log)`)
 console.log(`restart storm (all at once): ${f(storm.result.seconds, 2)} s, ${outcome(storm.result)}; ${cpuPerConnect(storm)}`)
-console.log(`  ${checkLine(stormCheck)}`)
+console.log(`  ${checkLine(stormCheck)}; ${groupLine(stormStart, stormCheck)}`)
 const endsRight = ended.connected === 2 * SENSORS && ended.disconnected === 2 * SENSORS
 if (!endsRight) process.exitCode = 1
 console.log(`  once the fleet left: ${f(ended.connected)} connections and ${f(ended.disconnected)} ends on record over both phases` +
