@@ -321,3 +321,46 @@ t.test('a node that dies (kill -9) leaves its devices shown connected until its 
   await closed
   t.equal(b.app.devices.presence(stream).online, false, 'and offline once that connection ends too')
 })
+
+t.test('Home Assistant hears the service offline only when its last node stops', async t => {
+  const [url, redis] = await Promise.all([withPostgres(t), withRedis(t)])
+  const env = { DATABASE_URL: url, REDIS_URL: redis, HA_DISCOVERY: 'true' }
+  const a = await startService(t, { env })
+  const b = await startService(t, { env })
+  const sensor = await createSensor(a)
+  const account = await http(a, 'POST', '/api/v1/integrations/home-assistant', { token: sensor.token, body: { network_identifier: sensor.networkId } })
+  t.equal(account.status, 201)
+  await reached(b, a.app.store.headPosition)
+
+  // Home Assistant and the sensor are on node B.
+  const ha = await connectMqtt(t, b.mqttUrl, { username: account.body.mqtt.username, password: account.body.mqtt.password })
+  const received: Array<{ topic: string, payload: string }> = []
+  const waiters = new Set<() => void>()
+  ha.on('message', (topic, payload) => {
+    received.push({ topic, payload: payload.toString() })
+    for (const waiter of waiters) waiter()
+  })
+  const arrival = (match: (m: { topic: string, payload: string }) => boolean) => new Promise<void>(resolve => {
+    const waiter = () => { if (received.some(match)) { waiters.delete(waiter); resolve() } }
+    waiters.add(waiter)
+    waiter()
+  })
+  const status = 'devicelog/ha/status'
+  const stateTopic = `devicelog/ha/sensor/${sensor.sensorId}/state`
+  await ha.subscribeAsync([status, stateTopic], { qos: 1 })
+  await arrival(m => m.topic === status && m.payload === 'online')
+  const device = await connectSensor(t, b, sensor)
+
+  await a.close()
+  // Recorded through node B once A has stopped: its state reaches Home Assistant over Redis after
+  // anything node A published while it stopped.
+  const measured = arrival(m => m.topic === stateTopic && m.payload.includes('21.5'))
+  await publish(device, `measurements/${sensor.sensorId}`, { measurements: [{ revision: 0, timestamp: 1_767_225_600, value: { celsius: 21.5 } }] })
+  await measured
+  t.same(received.filter(m => m.topic === status).map(m => m.payload), ['online'], 'node A stopped while node B serves: the service is still online')
+
+  const offline = arrival(m => m.topic === status && m.payload === 'offline')
+  await b.close()
+  await offline
+  t.pass('node B, the last, stopped: offline')
+})

@@ -140,7 +140,12 @@ async function homeAssistant (app: FastifyInstance, { enabled, prefix, tasmota, 
     }
     await publish(SERVICE_STATUS_TOPIC, 'online')
   })
-  app.broker.beforeClose(() => publish(SERVICE_STATUS_TOPIC, 'offline'))
+  // The service is offline when its last node stops: while another runs, Home Assistant keeps
+  // every entity (the devices on this node reconnect to the others through the balancer).
+  app.broker.beforeClose(async () => {
+    if (!await app.timers.lastToLeave().catch(() => true)) return
+    await publish(SERVICE_STATUS_TOPIC, 'offline')
+  })
 
   // What each commit changes: configs, states and availability of the devices it touched.
   const watched = new Set<string>(PRESENCE_TYPES)
@@ -213,4 +218,4 @@ async function homeAssistant (app: FastifyInstance, { enabled, prefix, tasmota, 
   })
 }
 
-export default fp(homeAssistant, { name: 'home-assistant', dependencies: ['store', 'devices', 'broker'] })
+export default fp(homeAssistant, { name: 'home-assistant', dependencies: ['store', 'timer-owner', 'devices', 'broker'] })

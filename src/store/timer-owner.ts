@@ -28,6 +28,12 @@ export interface TimerOwner {
   readonly node: string | undefined
   /** Several nodes: whether a node still renews its own lease (true on one node). */
   alive(node: string): Promise<boolean>
+  /**
+   * This node is stopping: it gives up its `serving:` lease, then says whether no other node
+   * serves now (true on one node). Of nodes stopping together at least one hears true: each
+   * gives its lease up before it looks at the others'.
+   */
+  lastToLeave(): Promise<boolean>
 }
 
 export interface TimerOwnerOptions {
@@ -65,7 +71,12 @@ export default fp<TimerOwnerOptions>(async function timerOwner (app, { postgresU
     get running () { return running },
     settled: async () => { await trying; await leases?.whenRenewed() },
     get node () { return node },
-    alive: async (other: string) => leases === undefined || await leases.ownerOf(`node:${other}`) === other
+    alive: async (other: string) => leases === undefined || await leases.ownerOf(`node:${other}`) === other,
+    lastToLeave: async () => {
+      if (leases === undefined) return true
+      await leases.release(`serving:${node}`)
+      return !await leases.othersHold('serving:')
+    }
   })
   let node: string | undefined
 
@@ -91,6 +102,8 @@ export default fp<TimerOwnerOptions>(async function timerOwner (app, { postgresU
   const lease = leases
   // This node's own lease: while it renews it, the connections it recorded are its to end.
   await lease.acquire(`node:${node}`)
+  // Held while this node serves (until it starts to stop): whether it is the last one to leave.
+  await lease.acquire(`serving:${node}`)
   const take = async () => {
     if (running && !lease.holds(LEASE)) {
       // Its renewals did not get through in time: another node may run them from now on.
@@ -117,6 +130,7 @@ export default fp<TimerOwnerOptions>(async function timerOwner (app, { postgresU
   })
   // After the broker has recorded the end of this node's connections: then its own lease goes.
   app.addHook('onClose', async () => {
+    await lease.release(`serving:${node}`).catch(() => {})
     await lease.release(`node:${node}`).catch(() => {})
     await lease.close()
   })

@@ -80,6 +80,13 @@ export class Leases {
     return rows[0]?.owner
   }
 
+  /** Whether a node other than this one holds an unexpired lease whose name starts with `prefix`. */
+  async othersHold (prefix: string): Promise<boolean> {
+    const { rows } = await this.query(`SELECT 1 FROM leases WHERE starts_with(name, $1) AND owner <> $2 AND expires_at > $3 LIMIT 1`,
+      [prefix, this.options.owner, this.options.clock.now()])
+    return rows.length > 0
+  }
+
   /** Gives a lease up at once, for another node to take. */
   async release (name: string): Promise<void> {
     this.held.delete(name)
