@@ -49,7 +49,7 @@ export interface BrokerObserver {
   /** Its unit of work settled; `reason` for a refusal; `failed`: the log could not record it (not acknowledged). */
   settled(kind: string, outcome: MessageOutcome | 'failed', reason: string | undefined): void
   /** A QoS 1 or 2 message's acknowledgement is allowed, `seconds` after it reached authorizePublish. */
-  acknowledged(seconds: number): void
+  acknowledged(kind: string, seconds: number): void
   connected(kind: string): void
   disconnected(kind: string): void
 }
@@ -257,7 +257,7 @@ export async function createDeviceBroker ({ mq, node, store, devices, kinds: kin
         packet.topic = REFUSED_TOPIC
         packet.retain = false
       }
-      if (observer !== undefined && packet.qos > 0) observer.acknowledged((performance.now() - arrived) / 1000)
+      if (observer !== undefined && packet.qos > 0) observer.acknowledged(kind, (performance.now() - arrived) / 1000)
       done(null)
     }, (error: unknown) => {
       observer?.settled(kind, 'failed', undefined)

@@ -48,7 +48,8 @@ export function createInstruments (registry: Registry) {
     }),
     acknowledgementSeconds: new Histogram({
       name: 'devicelog_mqtt_acknowledgement_seconds',
-      help: 'From a QoS 1 PUBLISH reaching authorizePublish to its PUBACK being allowed (after the commit of its events)',
+      help: 'From a QoS 1 PUBLISH reaching authorizePublish to its PUBACK being allowed (after the commit of its events), by device kind',
+      labelNames: ['kind'] as const,
       buckets: SECONDS_BUCKETS,
       registers
     }),
@@ -92,7 +93,7 @@ export function brokerObserver (instruments: Instruments): BrokerObserver {
         }
       }
     },
-    acknowledged: seconds => acknowledgementSeconds.observe(seconds),
+    acknowledged: (kind, seconds) => acknowledgementSeconds.observe({ kind }, seconds),
     connected: kind => connectedDevices.inc({ kind }),
     disconnected: kind => connectedDevices.dec({ kind })
   }
