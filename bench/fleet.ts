@@ -251,7 +251,8 @@ const f = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFraction
 const MB = 2 ** 20
 const outcome = (r: FleetResult) => `${f(r.configured)}/${f(SENSORS)} configured` +
   (r.failed > 0 ? `, ${f(r.failed)} failed (${r.errors.join('; ')})` : '') +
-  `, per sensor p50 ${f(r.p50 / 1000, 2)} s p99 ${f(r.p99 / 1000, 2)} s max ${f(r.max / 1000, 2)} s`
+  `, per sensor p50 ${f(r.p50 / 1000, 2)} s p99 ${f(r.p99 / 1000, 2)} s max ${f(r.max / 1000, 2)} s` +
+  ` (the fleet's own process: ${f(r.clientCpuMs / 1000, 2)} s CPU)`
 
 if (fileLimit() < SENSORS + 1024) {
   log(`warning: ulimit -n is ${fileLimit()}, the service needs one descriptor per sensor: run \`ulimit -n ${SENSORS + 4096}\` first`)
