@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { MqttClient } from 'mqtt'
-import type { ManualClock } from '../src/clock.ts'
+import { ManualClock } from '../src/clock.ts'
 import type { RecordedEvent } from '../src/store/recorded-event.ts'
 import { checkDeviceDiscovery, checkState, type Violation } from './helpers/home-assistant-rules.ts'
 import { connectMqtt, connectSensor, createSensor, http, publish, type SensorFixture, type Service, type Teardown } from './helpers/service.ts'
@@ -447,4 +447,41 @@ t.test('HA_TASMOTA=native leaves plugs to Home Assistant\'s Tasmota integration'
   await publish(ha.client, `cmnd/${other.topic}/POWER`, 'ON')
   t.match(eventsOf(service, `homeassistant-${account.account_identifier}`).filter(e => e.type === 'MessageRejected').map(e => e.data), [{ topic: `cmnd/${other.topic}/POWER`, reason: 'foreign_topic' }],
     'another network\'s plug is not Home Assistant\'s to command')
+})
+
+t.test('a command recorded but not run when the service stopped is run at the next start, if recent; an older one is not', async t => {
+  const clock = new ManualClock()
+  const first = await startService(t, { env: HA, clock })
+  const { dir } = first
+  const house = await home(first)
+  const account = await createAccount(first, house.token, house.networkId)
+  await first.close()
+
+  // As if the service had stopped between committing each command and running it: recorded with
+  // discovery off, so that nothing runs them.
+  const recording = await startService(t, { dir, clock })
+  const receive = async (device_kind: string, device_identifier: string, command: 'ON' | 'OPEN') => {
+    const [received] = await recording.app.store.append(`homeassistant-${account.account_identifier}`, [{
+      type: 'HomeAssistantCommandReceived', data: { account_identifier: account.account_identifier, device_kind, device_identifier, command }
+    }], { metadata: { actor: `mqtt:${account.mqtt.username}` }, expectedVersion: 'any' })
+    return received!
+  }
+  const stale = await receive('zone', house.zone.zoneId, 'OPEN')
+  clock.advance(61_000)
+  const recent = await receive('socket', house.socket.socketId, 'ON')
+  await recording.close()
+
+  const service = await startService(t, { env: HA, clock, dir })
+  const socketStream = `socket-${house.socket.socketId}`
+  const caused = (received: RecordedEvent, stream: string) =>
+    eventsOf(service, stream).filter(e => e.metadata.correlation_id === `home_assistant_command:${received.position}`)
+  await new Promise<void>(resolve => {
+    const done = () => caused(recent, socketStream).some(e => e.type === 'InstanceStarted')
+    const stop = service.app.store.subscribe(() => { if (done()) { stop(); resolve() } })
+    if (done()) { stop(); resolve() }
+  })
+  t.match(caused(recent, socketStream).find(e => e.type === 'InstanceStarted'), { metadata: { actor: `home_assistant:${account.account_identifier}` } },
+    'the recent ON is decided at start, by the socket\'s decider, with the account as actor')
+  t.same(caused(stale, `zone-${house.zone.zoneId}`), [], 'the OPEN recorded over a minute before is not run')
+  t.notOk(eventsOf(service, `zone-${house.zone.zoneId}`).some(e => e.type === 'ManualModeStarted'), 'the valve was not opened')
 })

@@ -168,6 +168,7 @@ export interface DeviceRejection {
 
 export function deviceQueries (db: Db) {
   const credentials = db.prepare('SELECT * FROM device_credentials WHERE username = ?')
+  const credentialsOfKind = db.prepare('SELECT * FROM device_credentials WHERE kind = ?')
   // A redelivery follows its first delivery closely: the stream's last 10,000 events are enough.
   const recorded = db.prepare(`SELECT 1 FROM (SELECT metadata FROM events WHERE stream = (SELECT id FROM streams WHERE name = ?)
     ORDER BY stream_version DESC LIMIT 10000) WHERE metadata = ?`).pluck()
@@ -186,6 +187,8 @@ export function deviceQueries (db: Db) {
     /** Several nodes: devices the log shows connected to another node than this one, with it. */
     connectedElsewhere: (node: string) => connectedElsewhere.all(node) as Array<{ stream_id: string, client_id: string, node: string }>,
     credentials: (username: string) => credentials.get(username) as DeviceCredentials | undefined,
+    /** Every identity of a kind (Home Assistant's accounts, say). */
+    identities: (kind: string) => credentialsOfKind.all(kind) as DeviceCredentials[],
     /**
      * Whether a QoS 1 message resent with DUP was recorded already: an event of the stream with the
      * same metadata (the client, its message id and the payload's CRC-32). Derived from the log itself.

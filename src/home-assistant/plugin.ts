@@ -3,7 +3,10 @@ import fp from 'fastify-plugin'
 import type { EventOf, EventType } from '../../events/index.ts'
 import type { Timer } from '../clock.ts'
 import type { RegisteredDevice } from '../devices/registry.ts'
+import { isoTime } from '../store/chain.ts'
+import type { RecordedEvent } from '../store/recorded-event.ts'
 import { accountKind } from './account.ts'
+import { homeAssistantKind } from './kind.ts'
 import { availabilityTopic, SERVICE_STATUS_TOPIC, stateTopic, type HomeAssistantDeclaration } from './declaration.ts'
 import { configTopic, discoveryConfig, objectIdOf, parseObjectId } from './discovery.ts'
 import accountRoutes from './routes.ts'
@@ -39,6 +42,13 @@ export interface HomeAssistantOptions {
 const REPUBLISH_MIN_MS = 500
 const REPUBLISH_SPREAD_MS = 2000
 const PRESENCE_TYPES: readonly EventType[] = ['DeviceConnected', 'DeviceDisconnected']
+/**
+ * A command recorded but not run when the node that recorded it stopped is run by the node that
+ * takes the timers, if it is this recent: a switch turned on much later than asked would surprise.
+ */
+const COMMAND_RECOVERY_MS = 60_000
+/** The correlation id of what a command decided: how a node that takes over knows it was run. */
+const commandCorrelation = (received: RecordedEvent) => `home_assistant_command:${received.position}`
 
 /**
  * Home Assistant MQTT discovery, published by the service: every device's config (device-based
@@ -166,13 +176,45 @@ async function homeAssistant (app: FastifyInstance, { enabled, prefix, tasmota, 
     timers.add(timer)
   }
 
-  const runCommand = ({ account_identifier: account, device_kind: kind, device_identifier: id, command }: EventOf<'HomeAssistantCommandReceived'>['data']) => {
+  /** Commands being run now, by the position of their record. */
+  const running = new Set<number>()
+  const runCommand = (received: RecordedEvent) => {
+    const { account_identifier: account, device_kind: kind, device_identifier: id, command } = received.data as EventOf<'HomeAssistantCommandReceived'>['data']
     const declaration = declarations.get(kind)
     if (declaration?.command === undefined || deviceOfKind(kind, id) === undefined) return
+    running.add(received.position)
     // Decided by the device's own decider, as the HTTP API's commands are, with the account as actor.
-    declaration.command(id, command, { actor: `home_assistant:${account}` })
+    declaration.command(id, command, { actor: `home_assistant:${account}`, correlation_id: commandCorrelation(received) })
       .catch(error => app.log.warn({ err: error, kind, id, command }, 'a command from Home Assistant failed'))
+      .finally(() => running.delete(received.position))
   }
+  /**
+   * Run by the node that takes the timers (at start on one node): the recent commands whose device
+   * stream holds nothing they caused. Their node stopped between recording and running them; the
+   * commands are absolute (ON, OFF, OPEN, CLOSE), so one that did run but decided nothing is
+   * decided again to nothing.
+   */
+  const runMissedCommands = () => {
+    const since = isoTime(app.clock.now() - COMMAND_RECOVERY_MS)
+    // Past this node's head, a command's commit has not reached its listener yet, which runs it.
+    const head = app.store.headPosition
+    for (const account of app.devices.identities(homeAssistantKind.kind)) {
+      for (const received of app.store.read({ stream: account.stream_id, type: 'HomeAssistantCommandReceived', since })) {
+        if (received.position > head || running.has(received.position)) continue
+        const { device_kind: kind, device_identifier: id } = received.data as EventOf<'HomeAssistantCommandReceived'>['data']
+        const device = deviceOfKind(kind, id)
+        if (device === undefined) continue
+        const correlation = commandCorrelation(received)
+        if (app.store.read({ stream: device.stream_id, after: received.position }).some(event => event.metadata.correlation_id === correlation)) continue
+        app.log.info({ kind, id, position: received.position }, 'running a command from Home Assistant that its node recorded but did not run')
+        runCommand(received)
+      }
+    }
+  }
+  // Once every capability has declared its kinds (their commands are theirs).
+  app.addHook('onReady', async () => {
+    if (enabled) app.timers.own('home-assistant commands', () => { runMissedCommands(); return () => {} })
+  })
 
   // Another node's commit (the log in PostgreSQL) changes what this node knows; its publishes and
   // commands were made by the node that committed it, once for every broker bridged by Redis.
@@ -185,7 +227,7 @@ async function homeAssistant (app: FastifyInstance, { enabled, prefix, tasmota, 
         if (event.data.status === 'online' && network !== undefined) republish(network)
       } else if (event.type === 'HomeAssistantCommandReceived') {
         // After the commit that recorded it: an effect, not part of the unit that accepted it.
-        runCommand(event.data)
+        runCommand(event)
       } else if (watched.has(event.type)) {
         let types = touched.get(event.stream_id)
         if (types === undefined) touched.set(event.stream_id, types = new Set())
