@@ -21,7 +21,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { performance } from 'node:perf_hooks'
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { setTimeout as delay } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
@@ -303,7 +303,11 @@ countCommits(service)
 const stormStart = logCheck(service, restartedAt)
 log(`restart storm: ${f(SENSORS)} sensors at once...`)
 const storming = startFleet({ url: mqttUrl, sensorsFile, concurrency: SENSORS, timeoutSeconds: TIMEOUT_S })
+// How long the event loop that serves MQTT and HTTP was held at a time, while the storm lasted.
+const loopDelay = monitorEventLoopDelay({ resolution: 5 })
+loopDelay.enable()
 const [storm, status] = await Promise.all([storming, pollStatus(httpUrl, storming)])
+loopDelay.disable()
 await delay(IDLE_MS)
 const afterStorm = residentBytes()
 const connectedAfterStorm = service.broker.aedes.connectedClients
@@ -353,6 +357,7 @@ console.log(`after the storm: the service stayed busy ${f(busyAfterStorm, 1)} s 
 console.log(`RSS after the storm: ${f(afterStorm.rss / MB, 1)} MB with ${f(connectedAfterStorm)} idle sensors connected (${f(beforeStorm.rss / MB, 1)} MB before it, ` +
   `the same process); heap ${perDevice(afterStorm.heap, beforeStorm.heap, connectedAfterStorm)} KB per connection`)
 console.log(`GET /status during the storm: ${status.length} requests (one every ${STATUS_INTERVAL_MS} ms at most), p50 ${p(0.5)} ms, p99 ${p(0.99)} ms, max ${f(status.at(-1) ?? 0, 1)} ms`)
+console.log(`  event loop delay meanwhile: p50 ${f(loopDelay.percentile(50) / 1e6, 1)} ms, p99 ${f(loopDelay.percentile(99) / 1e6, 1)} ms, max ${f(loopDelay.max / 1e6, 1)} ms`)
 // A phase some sensors never finished still reports; the summary says so rather than the exit code.
 const complete = (result: FleetResult) => result.configured === SENSORS ? '' : ` (INCOMPLETE: ${f(result.configured)} configured)`
 /** devicelog's time over Mosquitto's: above 1, devicelog is the slower. */
