@@ -30,6 +30,8 @@ export interface FleetResult {
   errors: string[]
   /** This process's CPU until it reported: what the fleet itself took of the machine (ms). */
   clientCpuMs: number
+  /** When the first sensor began to connect (ms since the epoch). */
+  startedAt: number
 }
 
 const spec = JSON.parse(process.argv[2]!) as FleetSpec
@@ -109,6 +111,7 @@ async function configureAll (): Promise<void> {
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0
 
 const started = performance.now()
+const startedAt = Date.now()
 const progress = setInterval(() => {
   const seconds = ((performance.now() - started) / 1000).toFixed(0)
   process.stderr.write(`  ${seconds} s: ${connected} connected, ${latencies.length} configured, ${failed} failed of ${sensors.length}\n`)
@@ -127,7 +130,8 @@ const result: FleetResult = {
   p99: percentile(latencies, 0.99),
   max: latencies.at(-1) ?? 0,
   errors: [...errors],
-  clientCpuMs: (({ user, system }) => (user + system) / 1000)(process.cpuUsage())
+  clientCpuMs: (({ user, system }) => (user + system) / 1000)(process.cpuUsage()),
+  startedAt
 }
 process.stdout.write(JSON.stringify(result) + '\n')
 

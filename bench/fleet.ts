@@ -190,21 +190,36 @@ function residentBytes (): { rss: number, heap: number } {
   return { rss, heap: heapUsed }
 }
 
-/** GET /status over real HTTP every STATUS_INTERVAL_MS until `until` settles; latencies in ms. */
-async function pollStatus (httpUrl: string, until: Promise<unknown>): Promise<number[]> {
-  let done = false
-  void until.finally(() => { done = true })
-  const latencies: number[] = []
-  while (!done) {
-    const started = performance.now()
-    const response = await fetch(`${httpUrl}/status`)
-    await response.arrayBuffer()
-    if (response.status !== 200) throw new Error(`GET /status: ${response.status}`)
-    latencies.push(performance.now() - started)
-    // One request at a time: a slow answer delays the next rather than piling up behind it.
-    await delay(Math.max(0, STATUS_INTERVAL_MS - (performance.now() - started)))
+/**
+ * GET /status every STATUS_INTERVAL_MS from a process of its own (bench/fleet-status.ts), from
+ * when this resolves (its connection is open) until `stop`, which gives the latencies (ms, sorted)
+ * of the requests sent while `fleet` was connecting.
+ */
+async function startStatusPoller (httpUrl: string): Promise<{ stop(fleet: FleetResult): Promise<number[]> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/fleet-status.ts', httpUrl, String(STATUS_INTERVAL_MS)], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] })
+  let stdout = ''
+  child.stdout!.setEncoding('utf8')
+  const exited = once(child, 'exit')
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: string) => {
+      stdout += chunk
+      if (stdout.startsWith('ready\n')) resolve()
+    })
+    void exited.then(([code]) => reject(new Error(`the /status poller exited (${code}) before it was ready`)))
+  })
+  return {
+    async stop (fleet: FleetResult) {
+      child.stdin!.end()
+      const [code] = await exited
+      const lines = stdout.trim().split('\n')
+      if (code !== 0 || lines.length < 2) throw new Error(`the /status poller exited (${code}): ${stdout}`)
+      const ended = fleet.startedAt + fleet.seconds * 1000
+      return (JSON.parse(lines.at(-1)!) as Array<[number, number]>)
+        .filter(([sentAt]) => sentAt >= fleet.startedAt && sentAt <= ended)
+        .map(([, latency]) => latency)
+        .sort((a, b) => a - b)
+    }
   }
-  return latencies.sort((a, b) => a - b)
 }
 
 interface LogCheck { connected: number, disconnected: number, refused: number, online: number, head: number, groups: number, events: number }
@@ -296,18 +311,19 @@ service = restarted.service
 mqttUrl = restarted.mqttUrl
 await service.listen({ port: 0, host: '127.0.0.1' })
 const httpUrl = `http://127.0.0.1:${(service.server.address() as AddressInfo).port}`
-await fetch(`${httpUrl}/status`).then(response => response.arrayBuffer()) // the keep-alive connection, opened before the storm
 const restartedAt = service.store.headPosition
 const beforeStorm = residentBytes()
 countCommits(service)
 const stormStart = logCheck(service, restartedAt)
+const statusPoller = await startStatusPoller(httpUrl)
 log(`restart storm: ${f(SENSORS)} sensors at once...`)
 const storming = startFleet({ url: mqttUrl, sensorsFile, concurrency: SENSORS, timeoutSeconds: TIMEOUT_S })
 // How long the event loop that serves MQTT and HTTP was held at a time, while the storm lasted.
 const loopDelay = monitorEventLoopDelay({ resolution: 5 })
 loopDelay.enable()
-const [storm, status] = await Promise.all([storming, pollStatus(httpUrl, storming)])
+const storm = await storming
 loopDelay.disable()
+const status = await statusPoller.stop(storm.result)
 await delay(IDLE_MS)
 const afterStorm = residentBytes()
 const connectedAfterStorm = service.broker.aedes.connectedClients
