@@ -173,9 +173,13 @@ t.test('a reopened log continues the chain; a changed projection is rebuilt from
   await first.close()
   const second = await openStore(t, path, 'names2')
   t.same(second.db.prepare('SELECT name, seen, version FROM test_names').all(), [{ name: 'a', seen: 2, version: 2 }])
+  // The stream's version as the reopened log read it at start: a stale expectation is refused.
+  await t.rejects(second.append('network-a', [network('b')], { expectedVersion: 0, metadata }), /version/i, 'a stale expected version is refused')
   await second.append('network-a', [network('b')], { expectedVersion: 1, metadata })
   t.same(second.read().map(e => e.position), [1, 2, 3])
-  t.match(verifyChain(second.db), { ok: true, count: 3 })
+  const [third] = await second.append('network-a', [network('c')], { expectedVersion: 'any', metadata })
+  t.equal(third!.stream_version, 3, 'and an append that expects any version takes the next one')
+  t.match(verifyChain(second.db), { ok: true, count: 4 })
 })
 
 t.test('events are recorded at the injected clock', async t => {
