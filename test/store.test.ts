@@ -108,6 +108,29 @@ t.test('a unit that decided on a stream an earlier unit of its group changed run
   t.same(store.read({ stream: 'network-a' }).map(e => (e.data as { network_name: string }).network_name), ['a', 'after-0', 'report', 'after-2'])
 })
 
+t.test('a group handed over behind one that fails is staged again after it: nothing lost, no gap, the chain intact', async t => {
+  // Room for the whole first group, so that it keeps the writer busy while the next is handed over.
+  const store = await EventStore.open({ path: join(tempDir(t), 'log.db'), projections: projections('names1'), clock: new ManualClock(), maxGroup: 10_000 })
+  t.teardown(() => store.close())
+  const committed: number[][] = []
+  store.subscribe(events => committed.push(events.map(e => e.position)))
+  const ahead = Array.from({ length: 3000 }, (_, i) => store.append(`network-${i}`, [network(`n${i}`)], { metadata }))
+  // The last row of the first group: the writer refuses it after inserting the 3,000 before it.
+  const refused = store.append('network-x', [network('forbidden')], { metadata })
+  await new Promise(resolve => setImmediate(resolve))
+  // Staged while the first group is with the writer, on positions that follow it.
+  const behind = Array.from({ length: 5 }, (_, i) => store.append(`behind-${i}`, [network(`b${i}`)], { metadata }))
+  const results = await Promise.allSettled([...ahead, refused, ...behind])
+  t.same(results.filter(r => r.status === 'rejected').length, 1, 'only the refused unit fails')
+  await t.rejects(refused, { message: /refuses this name/ })
+  const events = store.read()
+  t.same(events.map(e => e.position), Array.from({ length: 3005 }, (_, i) => i + 1), 'every other unit committed, without a gap')
+  t.same(events.slice(-5).map(e => e.stream_id), ['behind-0', 'behind-1', 'behind-2', 'behind-3', 'behind-4'], 'the units behind come after those ahead, in their order')
+  t.same((await Promise.all(behind)).map(([event]) => event!.position), [3001, 3002, 3003, 3004, 3005], 'each resolves with its position as committed')
+  t.same(committed.flat(), events.map(e => e.position), 'listeners are told each position once, in order')
+  t.match(verifyChain(store.db), { ok: true, count: 3005 })
+})
+
 t.test('an event that does not match its schema is refused', async t => {
   const store = await openStore(t, join(tempDir(t), 'log.db'))
   const bad = { type: 'NetworkCreated', data: { network_name: 'no id' } } as unknown as DomainEvent

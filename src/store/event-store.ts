@@ -143,7 +143,12 @@ class RunAfterCommit extends Error {}
 export class EventStore {
   private queue: Pending[] = []
   private flushScheduled = false
-  private inFlight: Group | undefined
+  /** Groups handed to the writer and not answered yet, oldest first (the writer takes them in turn). */
+  private inFlight: Group[] = []
+  /** Rows of the groups in flight: the next group's rows follow them. */
+  private rowsInFlight = 0
+  /** Stream versions after the groups in flight, for the streams they append to. */
+  private readonly versionsInFlight = new Map<string, number>()
   private nextId = 1
   private position: number
   private hash: string
@@ -155,6 +160,10 @@ export class EventStore {
   private readonly committedVersions = new Map<string, number>()
   /** Units whose rows were refused beside others': run again once those commit. */
   private readonly afterNextCommit: Pending[] = []
+  /** Units that decided on a stream a group before theirs is appending to: run again once a group is answered. */
+  private readonly afterAnswer: Pending[] = []
+  /** Groups the writer may hold at once (see flush). */
+  private readonly maxInFlight: number
   private readonly selectStreamVersion
   private closing: Promise<void> | undefined
   private drained: (() => void) | undefined
@@ -174,6 +183,8 @@ export class EventStore {
   ) {
     this.position = head.position
     this.hash = head.hash
+    // With the log in PostgreSQL each group takes the append lock and may be found stale: one at a time.
+    this.maxInFlight = sharedLog ? 1 : 2
     this.selectStreamVersion = db.prepare('SELECT max(stream_version) FROM events WHERE stream = (SELECT id FROM streams WHERE name = ?)').pluck()
     if (worker === undefined) {
       this.currentHealth = { status: 'read_only' }
@@ -246,7 +257,7 @@ export class EventStore {
     if (this.failure !== undefined) return Promise.reject(this.failure)
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ work, resolve: resolve as (value: unknown) => void, reject })
-      if (!this.flushScheduled && this.inFlight === undefined) {
+      if (!this.flushScheduled && this.inFlight.length < this.maxInFlight) {
         this.flushScheduled = true
         setImmediate(() => { this.flushScheduled = false; this.flush() })
       }
@@ -343,8 +354,8 @@ export class EventStore {
       return this.closing
     }
     this.closing ??= (async () => {
-      if (this.inFlight !== undefined || this.queue.length > 0) {
-        await new Promise<void>(resolve => { this.drained = resolve; if (this.inFlight === undefined) this.flush() })
+      if (this.inFlight.length > 0 || this.queue.length > 0) {
+        await new Promise<void>(resolve => { this.drained = resolve; this.flush() })
       }
       this.listeners.clear()
       if (this.failure === undefined) {
@@ -361,23 +372,43 @@ export class EventStore {
     return this.closing
   }
 
-  /** Runs the next group's units and hands their rows to the writer. */
+  /**
+   * Runs the next group's units and hands their rows to the writer. Up to two groups are in
+   * flight: the next one is staged and handed over while the writer commits the one before, so
+   * the broker's thread and the writer work at once instead of in turn. A group staged behind
+   * another sees what a later unit of the same group would: committed state, with the stream
+   * versions of the groups before it; a unit that decided on a stream one of them appends to runs
+   * again once it is answered. If the group before fails, the writer refuses the ones after it
+   * (their positions no longer follow), and their units are staged again.
+   */
   private flush (): void {
-    while (this.inFlight === undefined && this.queue.length > 0) {
+    while (this.inFlight.length < this.maxInFlight && this.queue.length > 0) {
       const group = this.stage(this.queue.splice(0, this.maxGroup))
       if (group.rows.length === 0) {
         for (const unit of group.units) unit.pending.resolve(unit.value)
         // Nothing committed: what waited for the others' commit runs now.
-        this.queue.unshift(...this.afterNextCommit.splice(0))
+        if (this.inFlight.length === 0) this.queue.unshift(...this.afterAnswer.splice(0), ...this.afterNextCommit.splice(0))
         continue
       }
-      this.inFlight = group
+      const first = this.position + this.rowsInFlight + 1
+      this.inFlight.push(group)
+      this.rowsInFlight += group.rows.length
+      for (const [stream, version] of group.versions) this.versionsInFlight.set(stream, version)
       // One string for the whole group: a single copy across threads, whatever the number of rows.
       this.worker!.postMessage({
-        op: 'commit', id: group.id, recordedAt: group.now, first: this.position + 1, rows: group.rows.join(ROW), unitEnds: group.unitEnds
+        op: 'commit', id: group.id, recordedAt: group.now, first, rows: group.rows.join(ROW), unitEnds: group.unitEnds
       } satisfies WriterRequest)
     }
-    if (this.inFlight === undefined && this.queue.length === 0) this.drained?.()
+    if (this.inFlight.length === 0 && this.queue.length === 0) this.drained?.()
+  }
+
+  /** Every group in flight is given up (the oldest failed, or was stale): their units, in order, and the waiting ones go back to the queue's front. */
+  private abandonInFlight (first: Pending[]): void {
+    const rest = this.inFlight.slice(1).flatMap(group => group.units.map(unit => unit.pending))
+    this.inFlight = []
+    this.rowsInFlight = 0
+    this.versionsInFlight.clear()
+    this.queue.unshift(...first, ...rest, ...this.afterAnswer.splice(0))
   }
 
   private stage (pendings: Pending[]): Group {
@@ -398,7 +429,7 @@ export class EventStore {
       group.units.push({ pending, value })
       group.unitEnds.push(group.rows.length)
     }
-    this.queue.unshift(...later)
+    this.afterAnswer.push(...later)
     return group
   }
 
@@ -415,12 +446,12 @@ export class EventStore {
   }
 
   private committed (reply: WriterReply): void {
-    const group = this.inFlight
+    const group = this.inFlight[0]
+    // A group given up after the one before it failed: its units are queued again already.
     if (group === undefined || reply.id !== group.id) return
-    this.inFlight = undefined
     if (!reply.ok && 'stale' in reply) {
       // Another node appended first: its events came just before; every unit decides again on them.
-      this.queue.unshift(...group.units.map(unit => unit.pending))
+      this.abandonInFlight(group.units.map(unit => unit.pending))
       this.flush()
       return
     }
@@ -434,6 +465,7 @@ export class EventStore {
         // durable, so none of its units is acknowledged. The next group tries again.
         for (const unit of group.units) unit.pending.reject(error)
         for (const pending of this.afterNextCommit.splice(0)) pending.reject(error)
+        this.abandonInFlight([])
       } else {
         // One unit's appends broke a rule of the log or a projection: the rest run again without
         // it. It may have decided on what another unit of the group was changing (one name
@@ -447,7 +479,7 @@ export class EventStore {
         } else {
           failing.reject(error)
         }
-        this.queue.unshift(...others)
+        this.abandonInFlight(others)
       }
       this.flush()
       return
@@ -457,15 +489,20 @@ export class EventStore {
       this.currentHealth = { status: 'ok' }
     }
     group.events.forEach((event, i) => { event.hash = reply.hashes[i]! })
+    this.inFlight.shift()
     this.position += group.rows.length
+    this.rowsInFlight -= group.rows.length
     this.hash = group.events.at(-1)!.hash
-    for (const [stream, version] of group.versions) this.committedVersions.set(stream, version)
+    for (const [stream, version] of group.versions) {
+      this.committedVersions.set(stream, version)
+      if (this.versionsInFlight.get(stream) === version) this.versionsInFlight.delete(stream)
+    }
     for (const unit of group.units) unit.pending.resolve(unit.value)
     const commit: GroupCommit = { units: group.units.length, seconds: reply.seconds, here: true }
     for (const listener of this.listeners) {
       try { listener(group.events, commit) } catch { /* a listener's failure must not undo a commit */ }
     }
-    this.queue.unshift(...this.afterNextCommit.splice(0))
+    this.queue.unshift(...this.afterAnswer.splice(0), ...this.afterNextCommit.splice(0))
     this.flush()
   }
 
@@ -489,8 +526,8 @@ export class EventStore {
       this.currentHealth = { status: 'degraded', cause, since: isoTime(this.clock.now()) }
       this.log?.error({ err: error }, `${cause}: every write is refused until the service restarts`)
     }
-    const units = [...(this.inFlight?.units.map(unit => unit.pending) ?? []), ...this.queue]
-    this.inFlight = undefined
+    const units = [...this.inFlight.flatMap(group => group.units.map(unit => unit.pending)), ...this.queue, ...this.afterAnswer.splice(0), ...this.afterNextCommit.splice(0)]
+    this.inFlight = []
     this.queue = []
     for (const pending of units) pending.reject(this.failure)
     for (const limit of this.limits.values()) limit.reject(this.failure)
@@ -510,8 +547,18 @@ export class EventStore {
     return version
   }
 
-  /** @internal */
-  get nextPosition (): number { return this.position + 1 }
+  /** @internal The version of a stream after the groups in flight (-1: none). */
+  versionAhead (streamId: string): number {
+    return this.versionsInFlight.get(streamId) ?? this.committedVersion(streamId)
+  }
+
+  /** @internal Whether a group in flight appends to the stream. */
+  inFlightAppendsTo (streamId: string): boolean {
+    return this.versionsInFlight.has(streamId)
+  }
+
+  /** @internal The position of the next group's first row. */
+  get nextPosition (): number { return this.position + this.rowsInFlight + 1 }
 }
 
 /**
@@ -530,14 +577,14 @@ class UnitOfWork implements Transaction {
   get now (): number { return this.group.now }
 
   streamVersion (streamId: string): number {
-    return this.group.versions.get(streamId) ?? this.store.committedVersion(streamId)
+    return this.group.versions.get(streamId) ?? this.store.versionAhead(streamId)
   }
 
   append (streamId: string, events: readonly DomainEvent[], options: AppendOptions): RecordedEvent[] {
     const expected = options.expectedVersion
     const own = this.touched?.some(([stream]) => stream === streamId) === true
-    // Another unit of this group appended to the stream: what this one read is older than that.
-    const stale = !own && this.group.versions.has(streamId)
+    // Another unit of this group, or a group in flight, appended to the stream: what this one read is older than that.
+    const stale = !own && (this.group.versions.has(streamId) || this.store.inFlightAppendsTo(streamId))
     let version = this.streamVersion(streamId)
     if (expected === undefined && stale) throw new RunAfterCommit()
     if (expected !== undefined && expected !== 'any' && (expected === 'no_stream' ? version !== -1 : version !== expected)) {

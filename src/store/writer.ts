@@ -108,6 +108,8 @@ export class Writer {
 
   /** Appends and projects one group in one transaction; on any failure nothing of it stays. */
   append (request: Extract<WriterRequest, { op: 'commit' }>): WriterReply {
+    // Staged behind a group that failed: its positions no longer follow the log's; the service stages its units again.
+    if (request.first !== this.position + 1) return { id: request.id, ok: false, stale: true }
     const staged = this.stage(request)
     if ('reply' in staged) return staged.reply
     return this.finish(request.id, staged)
