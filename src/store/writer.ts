@@ -2,7 +2,7 @@
 // rows already positioned, versioned and timestamped by the service, and hashes, inserts,
 // projects and commits each group in one transaction, so the thread that runs the broker and
 // HTTP never waits for SQLite or fsync. Started by writer-thread.mjs (TypeScript through tsx).
-import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
+import { parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads'
 import { eventDefinitions, type EventType } from '../../events/index.ts'
 import { NameIds, openDatabase, type Db } from './database.ts'
 import { FoldedEvent, Projections, rebuildProjections, resetChangedProjections, type Projection } from './projection.ts'
@@ -70,12 +70,51 @@ export interface WriterInit {
   /** A module that exports the projections (the service's list), and the export's name. */
   projectionsModule: string
   projectionsExport: string
+  /** The WAL thread's module (wal-thread.mjs), by URL: the writer may run from a bundle elsewhere. */
+  walThread?: string
 }
 
 export interface WriterReady { ready: true, position: number, hash: string }
 
 /** A group inserted and folded, not committed yet. */
 interface Staged { rows: EventRow[], count: number, hashes: string[], previous: string, began: number }
+
+/** How many commits the writer makes before it asks the WAL thread for a checkpoint. */
+const COMMITS_PER_CHECKPOINT = 32
+/** The writer's own checkpoints (SQLite's wal_autocheckpoint, in pages) only if the WAL thread falls this far behind. */
+const BACKSTOP_CHECKPOINT_PAGES = 40_000
+
+/**
+ * The WAL thread (wal-thread.mjs), seen from the writer. A checkpoint on the writer's connection
+ * ran inside a COMMIT every ~16 MB of WAL and held that commit, and every group behind it, for
+ * 20-40 ms; on a connection of its own it runs beside the commits.
+ */
+class WalThread {
+  private commits = 0
+  private constructor (private readonly worker: Worker) {}
+
+  static start (url: string, path: string, db: Db): WalThread {
+    const worker = new Worker(new URL(url), { workerData: { path } })
+    // A thread that cannot run leaves the checkpoints to the writer, as SQLite makes them by default.
+    worker.on('error', () => { db.pragma('wal_autocheckpoint = 4000') })
+    db.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`)
+    return new WalThread(worker)
+  }
+
+  committed (): void {
+    if (++this.commits < COMMITS_PER_CHECKPOINT) return
+    this.commits = 0
+    this.worker.postMessage('checkpoint')
+  }
+
+  /** Its connection closed and its thread ended: the writer's last checkpoint then has the file alone. */
+  stop (): Promise<void> {
+    return new Promise(resolve => {
+      this.worker.once('exit', () => resolve())
+      this.worker.postMessage('close')
+    })
+  }
+}
 
 export class Writer {
   private readonly projections: Projections
@@ -89,6 +128,7 @@ export class Writer {
   hash: string
   /** Whether `stage` returns the rows as stored (the log in PostgreSQL takes them). */
   keepRows = false
+  private wal: WalThread | undefined
 
   constructor (readonly db: Db, projections: readonly Projection[]) {
     const changed = resetChangedProjections(db, projections)
@@ -173,6 +213,7 @@ export class Writer {
     }
     this.streams.committed()
     this.types.committed()
+    this.wal?.committed()
     this.position += staged.count
     this.hash = staged.previous
     return { id, ok: true, hashes: staged.hashes, seconds: (performance.now() - staged.began) / 1000 }
@@ -210,6 +251,7 @@ export class Writer {
     }
     this.streams.committed()
     this.types.committed()
+    this.wal?.committed()
     return rows.map(decodeRow)
   }
 
@@ -217,7 +259,13 @@ export class Writer {
     return this.db.pragma(`max_page_count = ${Math.trunc(pages)}`, { simple: true }) as number
   }
 
-  close (): void {
+  /** Hands the checkpoints to the WAL thread, started from `url` (wal-thread.mjs). */
+  checkpointBeside (url: string, path: string): void {
+    this.wal = WalThread.start(url, path, this.db)
+  }
+
+  async close (): Promise<void> {
+    await this.wal?.stop()
     // A clean close leaves no WAL behind: the file alone is the whole log.
     this.db.pragma('wal_checkpoint(TRUNCATE)')
     this.db.close()
@@ -230,6 +278,7 @@ export function runWriter (module: Record<string, unknown>): void {
   const port = parentPort
   const init = workerData as WriterInit
   const writer = new Writer(openDatabase(init.path, 'writer'), (module[init.projectionsExport] as readonly Projection[] | undefined) ?? [])
+  if (init.walThread !== undefined && init.path !== ':memory:') writer.checkpointBeside(init.walThread, init.path)
   if (init.postgresUrl !== undefined) {
     runReplica(port, writer, init.postgresUrl, init.path).catch(error => {
       // The thread cannot go on (PostgreSQL unreachable at start, a replica that diverged): the service learns it from the thread's error.
@@ -246,9 +295,10 @@ export function runWriter (module: Record<string, unknown>): void {
     } else if (request.op === 'max_page_count') {
       port.postMessage({ id: request.id, maxPageCount: writer.maxPageCount(request.pages) } satisfies WriterLimitReply)
     } else {
-      writer.close()
-      port.postMessage({ id: request.id, ok: true, hashes: [], seconds: 0 } satisfies WriterReply)
-      port.close()
+      void writer.close().then(() => {
+        port.postMessage({ id: request.id, ok: true, hashes: [], seconds: 0 } satisfies WriterReply)
+        port.close()
+      })
     }
   })
 }
@@ -362,7 +412,7 @@ async function runReplica (port: MessagePort, writer: Writer, url: string, path:
       serial(async () => {
         if (held !== undefined) clearTimeout(held)
         await primary.close()
-        writer.close()
+        await writer.close()
         port.postMessage({ id: request.id, ok: true, hashes: [], seconds: 0 } satisfies WriterReply)
         port.close()
       })
