@@ -5,7 +5,7 @@ import type { Clock } from '../clock.ts'
 import type { DomainEvent, Metadata } from '../../events/index.ts'
 import { sha256 } from '../accounts/secrets.ts'
 import type { DeviceQueries } from '../devices/projections.ts'
-import type { EventStore } from '../store/event-store.ts'
+import type { EventStore, Transaction } from '../store/event-store.ts'
 import { DeviceMessageRefused, type ConnectedDevice, type DeviceKind, type Interpretation, type Refusal } from './device-kind.ts'
 import type { FailedConnects } from './failed-connects.ts'
 import { blockedKey, type RefusalKey, type RefusalLedger } from './refusal-ledger.ts'
@@ -202,6 +202,20 @@ export async function createDeviceBroker ({ mq, node, store, devices, kinds: kin
     return interpretation
   }
 
+  // The two below are declared once, not as closures in each message's hook: the hot path makes
+  // no function per message beyond those it hands to the store and to the promise.
+
+  /** What identifies a refused message in the refusal ledger. */
+  function messageRefusalKey (client: Client, packet: PublishPacket, streamId: string, metadata: Metadata, { reason, detail }: Refusal): RefusalKey {
+    return { streamId, refusal: 'MessageRejected', source: client.id, username: deviceOf(client)?.username ?? null, reason, topic: packet.topic, detail, payload: metadata.mqtt?.crc32 ?? crc32(packet.payload as Buffer) }
+  }
+
+  /** Inside a unit of work: the refused message recorded as a rejection. */
+  function recordRejection (tx: Transaction, client: Client, packet: PublishPacket, streamId: string, metadata: Metadata, expectedVersion: 'any' | undefined, refusal: Refusal): MessageOutcome {
+    tx.append(streamId, [rejectionEvent(client, packet.topic, packet.payload as Buffer, refusal)], { metadata, expectedVersion })
+    return 'refused'
+  }
+
   /**
    * Only this hook runs before Aedes writes the PUBACK, so it holds its callback until the
    * message's events are committed. The unit of work only reads and appends; the refusal count
@@ -218,28 +232,22 @@ export async function createDeviceBroker ({ mq, node, store, devices, kinds: kin
     const metadata = metadataFor(client, packet)
     // A redelivery is checked against the committed log, so it waits for a unit before it in its group.
     const independent = packet.dup ? undefined : 'any' as const
-    const keyOf = ({ reason, detail }: Refusal): RefusalKey =>
-      ({ streamId: outcome.streamId, refusal: 'MessageRejected', source: client.id, username: deviceOf(client)?.username ?? null, reason, topic: packet.topic, detail, payload: metadata.mqtt?.crc32 ?? crc32(payload) })
     // A refusal known before any unit of work: one like it on record (or being recorded) is only counted.
-    const knownRefusal = 'reason' in outcome ? keyOf(outcome) : undefined
+    const knownRefusal = 'reason' in outcome ? messageRefusalKey(client, packet, outcome.streamId, metadata, outcome) : undefined
     const claimed = knownRefusal !== undefined && ledger.claim(knownRefusal)
     let refusalKey = knownRefusal
     // (A repeat appends nothing, but still waits its turn: its PUBACK follows the first one's commit.)
     const decided = knownRefusal !== undefined && !claimed ? store.transact((): MessageOutcome => 'repeated') : store.transact((tx): MessageOutcome => {
       if (packet.dup && metadata.mqtt !== undefined && devices.alreadyRecorded(outcome.streamId, metadata)) return 'duplicate'
-      const refuse = (refusal: Refusal): MessageOutcome => {
-        tx.append(outcome.streamId, [rejectionEvent(client, packet.topic, payload, refusal)], { metadata, expectedVersion: independent })
-        return 'refused'
-      }
-      if ('reason' in outcome) return refuse(outcome)
+      if ('reason' in outcome) return recordRejection(tx, client, packet, outcome.streamId, metadata, independent, outcome)
       let events: DomainEvent[]
       try {
         events = outcome.decide(tx)
       } catch (error) {
         if (!(error instanceof DeviceMessageRefused)) throw error
         // Decided in the unit, so only read here: marked as on record after the commit.
-        refusalKey = keyOf(error)
-        return ledger.isRepeat(refusalKey) ? 'repeated' : refuse(error)
+        refusalKey = messageRefusalKey(client, packet, outcome.streamId, metadata, error)
+        return ledger.isRepeat(refusalKey) ? 'repeated' : recordRejection(tx, client, packet, outcome.streamId, metadata, independent, error)
       }
       // The device kind parsed the payload with the message schema the events are made of.
       tx.append(outcome.streamId, events, { metadata, validated: true, expectedVersion: outcome.stateless === true ? independent : undefined })
