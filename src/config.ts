@@ -21,8 +21,11 @@ export const ConfigSchema = z.object({
   ENVIRONMENT: z.string().default('development'),
   COMMIT_SHA: z.string().default('unknown'),
   BRANCH_NAME: z.string().default('unknown'),
-  /** Most units of work committed in one transaction. */
-  GROUP_COMMIT_MAX: z.coerce.number().int().min(1).max(100_000).default(1000),
+  /**
+   * Most units of work committed in one transaction. Small enough that a group commits in a few
+   * milliseconds under load (what a message waits behind), large enough that fsyncs stay few.
+   */
+  GROUP_COMMIT_MAX: z.coerce.number().int().min(1).max(100_000).default(200),
   /** How often GET /streams/<network> sends its measurement summary. */
   STREAM_SUMMARY_INTERVAL_SECONDS: z.coerce.number().positive().default(60),
   /** A device refused more often than this within a minute is disconnected (recorded once). */

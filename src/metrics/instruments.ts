@@ -3,7 +3,7 @@ import type { BrokerObserver } from '../broker/broker.ts'
 
 /** Fast enough to see a group commit's fsync, long enough to see a stalled disk. */
 const SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
-/** Units of work per group, up to GROUP_COMMIT_MAX's default (1000). */
+/** Units of work per group: GROUP_COMMIT_MAX's default is 200; larger settings show in the last buckets. */
 const GROUP_SIZE_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
 
 /**

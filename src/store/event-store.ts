@@ -206,7 +206,7 @@ export class EventStore {
   }
 
   /** Starts the writer thread (which creates the schema and rebuilds changed projections), then opens a read connection. */
-  static async open ({ path, projections, clock, maxGroup = 1000, log, readOnly = false, postgresUrl }: EventStoreOptions): Promise<EventStore> {
+  static async open ({ path, projections, clock, maxGroup = 200, log, readOnly = false, postgresUrl }: EventStoreOptions): Promise<EventStore> {
     if (readOnly) return EventStore.openReadOnly(path, projections, clock, log)
     const workerData: WriterInit = {
       path, projectionsModule: String(projections.module), projectionsExport: projections.export, postgresUrl, walThread: String(new URL('./wal-thread.mjs', import.meta.url))
