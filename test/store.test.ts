@@ -2,11 +2,11 @@ import { existsSync, statSync, watch } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import t, { type Test } from 'tap'
-import type { DomainEvent } from '../events/index.ts'
+import { eventDefinitions, type DomainEvent } from '../events/index.ts'
 import { ManualClock } from '../src/clock.ts'
 import { InvalidEvent, StreamVersionConflict } from '../src/errors.ts'
 import { EventStore } from '../src/store/event-store.ts'
-import { chainHash, GENESIS_HASH } from '../src/store/recorded-event.ts'
+import { chainHash, decodeData, encodeData, GENESIS_HASH } from '../src/store/recorded-event.ts'
 import { verifyChain, verifyChainInParallel, verifyChainInSteps } from '../src/store/verify.ts'
 import { tempDir } from './helpers/service.ts'
 
@@ -283,4 +283,17 @@ t.test("a report's sensor id is stored once, in its stream's name, and given bac
   t.match(store.db.prepare('SELECT data FROM events WHERE position = 2').pluck().get(), /"sensor_identifier"/)
   t.same(store.read()[1]!.data, data)
   t.match(verifyChain(store.db), { ok: true, count: 2 })
+})
+
+t.test("a stream's id is left out of the stored data only where the data repeats it exactly", async t => {
+  const stored = (streamId: string, data: object) => encodeData('MeasurementsRecorded', streamId, data)
+  const measurements = [{ revision: 0, timestamp: 1, value: {} }]
+  t.equal(stored('sensor-abc', { sensor_identifier: 'abc', measurements }), '{"measurements":[{"revision":0,"timestamp":1,"value":{}}]}')
+  for (const [streamId, id] of [['sensor-abc', 'abcd'], ['sensor-abcd', 'abc'], ['sensor-a"b', 'a"b'], ['sensor-a\\b', 'a\\b'], ['sensor-abc', 'ab"']]) {
+    const data = { sensor_identifier: id, measurements }
+    t.equal(stored(streamId!, data), JSON.stringify(data), `${streamId} with ${JSON.stringify(id)}: kept`)
+    t.same(decodeData('MeasurementsRecorded', eventDefinitions.MeasurementsRecorded.version, stored(streamId!, data), streamId!), data, 'and read back as it was')
+  }
+  // Not first: kept (the stored text is the data's own JSON).
+  t.equal(stored('sensor-abc', { measurements, sensor_identifier: 'abc' }), JSON.stringify({ measurements, sensor_identifier: 'abc' }))
 })
