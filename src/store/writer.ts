@@ -79,8 +79,15 @@ export interface WriterReady { ready: true, position: number, hash: string }
 /** A group inserted and folded, not committed yet. */
 interface Staged { rows: EventRow[], count: number, hashes: string[], previous: string, began: number }
 
-/** How many commits the writer makes before it asks the WAL thread for a checkpoint. */
+/**
+ * The writer asks the WAL thread for a checkpoint after this many commits, and no sooner than
+ * this long after the last: one message in flight per client makes thousands of tiny commits a
+ * second, and a checkpoint (with its two fsyncs, beside the writer's) after every 32 of them
+ * added 0.3 ms to each message's p50. Paced at a second, the WAL between two checkpoints stays
+ * within tens of MB even then (SQLite writes it again from its start after each).
+ */
 const COMMITS_PER_CHECKPOINT = 32
+const MS_BETWEEN_CHECKPOINTS = 1000
 /** The writer's own checkpoints (SQLite's wal_autocheckpoint, in pages) only if the WAL thread falls this far behind. */
 const BACKSTOP_CHECKPOINT_PAGES = 40_000
 
@@ -91,6 +98,7 @@ const BACKSTOP_CHECKPOINT_PAGES = 40_000
  */
 class WalThread {
   private commits = 0
+  private asked = -Infinity
   private constructor (private readonly worker: Worker) {}
 
   static start (url: string, path: string, db: Db): WalThread {
@@ -103,7 +111,11 @@ class WalThread {
 
   committed (): void {
     if (++this.commits < COMMITS_PER_CHECKPOINT) return
+    // The monotonic clock, not the service's: this paces disk work, it records nothing.
+    const now = performance.now()
+    if (now - this.asked < MS_BETWEEN_CHECKPOINTS) return
     this.commits = 0
+    this.asked = now
     this.worker.postMessage('checkpoint')
   }
 
