@@ -99,14 +99,13 @@ const BACKSTOP_CHECKPOINT_PAGES = 40_000
 class WalThread {
   private commits = 0
   private asked = -Infinity
-  private constructor (private readonly worker: Worker) {}
+  /** Started at the first checkpoint asked for: a log that commits little (most tests) never pays for a thread. */
+  private worker: Worker | undefined
+  private constructor (private readonly url: string, private readonly path: string, private readonly db: Db) {}
 
   static start (url: string, path: string, db: Db): WalThread {
-    const worker = new Worker(new URL(url), { workerData: { path } })
-    // A thread that cannot run leaves the checkpoints to the writer, as SQLite makes them by default.
-    worker.on('error', () => { db.pragma('wal_autocheckpoint = 4000') })
     db.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`)
-    return new WalThread(worker)
+    return new WalThread(url, path, db)
   }
 
   committed (): void {
@@ -116,14 +115,21 @@ class WalThread {
     if (now - this.asked < MS_BETWEEN_CHECKPOINTS) return
     this.commits = 0
     this.asked = now
+    if (this.worker === undefined) {
+      this.worker = new Worker(new URL(this.url), { workerData: { path: this.path } })
+      // A thread that cannot run leaves the checkpoints to the writer, as SQLite makes them by default.
+      this.worker.on('error', () => { this.db.pragma('wal_autocheckpoint = 4000') })
+    }
     this.worker.postMessage('checkpoint')
   }
 
   /** Its connection closed and its thread ended: the writer's last checkpoint then has the file alone. */
   stop (): Promise<void> {
+    const worker = this.worker
+    if (worker === undefined) return Promise.resolve()
     return new Promise(resolve => {
-      this.worker.once('exit', () => resolve())
-      this.worker.postMessage('close')
+      worker.once('exit', () => resolve())
+      worker.postMessage('close')
     })
   }
 }
