@@ -145,10 +145,6 @@ export class EventStore {
   private flushScheduled = false
   /** Groups handed to the writer and not answered yet, oldest first (the writer takes them in turn). */
   private inFlight: Group[] = []
-  /** Rows of the groups in flight: the next group's rows follow them. */
-  private rowsInFlight = 0
-  /** Stream versions after the groups in flight, for the streams they append to. */
-  private readonly versionsInFlight = new Map<string, number>()
   private nextId = 1
   private position: number
   private hash: string
@@ -392,10 +388,8 @@ export class EventStore {
         if (this.inFlight.length === 0) this.queue.unshift(...this.afterAnswer.splice(0), ...this.afterNextCommit.splice(0))
         continue
       }
-      const first = this.position + this.rowsInFlight + 1
+      const first = this.nextPosition
       this.inFlight.push(group)
-      this.rowsInFlight += group.rows.length
-      for (const [stream, version] of group.versions) this.versionsInFlight.set(stream, version)
       // One string for the whole group: a single copy across threads, whatever the number of rows.
       this.worker!.postMessage({
         op: 'commit', id: group.id, recordedAt: group.now, first, rows: group.rows.join(ROW), unitEnds: group.unitEnds
@@ -408,8 +402,6 @@ export class EventStore {
   private abandonInFlight (first: Pending[]): void {
     const rest = this.inFlight.slice(1).flatMap(group => group.units.map(unit => unit.pending))
     this.inFlight = []
-    this.rowsInFlight = 0
-    this.versionsInFlight.clear()
     this.queue.unshift(...first, ...rest, ...this.afterAnswer.splice(0))
   }
 
@@ -493,12 +485,8 @@ export class EventStore {
     group.events.forEach((event, i) => { event.hash = reply.hashes[i]! })
     this.inFlight.shift()
     this.position += group.rows.length
-    this.rowsInFlight -= group.rows.length
     this.hash = group.events.at(-1)!.hash
-    for (const [stream, version] of group.versions) {
-      this.committedVersions.set(stream, version)
-      if (this.versionsInFlight.get(stream) === version) this.versionsInFlight.delete(stream)
-    }
+    for (const [stream, version] of group.versions) this.committedVersions.set(stream, version)
     for (const unit of group.units) unit.pending.resolve(unit.value)
     const commit: GroupCommit = { units: group.units.length, seconds: reply.seconds, here: true }
     for (const listener of this.listeners) {
@@ -551,16 +539,24 @@ export class EventStore {
 
   /** @internal The version of a stream after the groups in flight (-1: none). */
   versionAhead (streamId: string): number {
-    return this.versionsInFlight.get(streamId) ?? this.committedVersion(streamId)
+    return this.versionInFlight(streamId) ?? this.committedVersion(streamId)
   }
 
-  /** @internal Whether a group in flight appends to the stream. */
-  inFlightAppendsTo (streamId: string): boolean {
-    return this.versionsInFlight.has(streamId)
+  /** @internal The stream's version after the latest group in flight that appends to it, if one does. */
+  versionInFlight (streamId: string): number | undefined {
+    for (let i = this.inFlight.length - 1; i >= 0; i--) {
+      const version = this.inFlight[i]!.versions.get(streamId)
+      if (version !== undefined) return version
+    }
+    return undefined
   }
 
-  /** @internal The position of the next group's first row. */
-  get nextPosition (): number { return this.position + this.rowsInFlight + 1 }
+  /** @internal The position of the next group's first row: after the committed ones and those in flight. */
+  get nextPosition (): number {
+    let position = this.position + 1
+    for (const group of this.inFlight) position += group.rows.length
+    return position
+  }
 }
 
 /**
@@ -586,7 +582,7 @@ class UnitOfWork implements Transaction {
     const expected = options.expectedVersion
     const own = this.touched?.some(([stream]) => stream === streamId) === true
     // Another unit of this group, or a group in flight, appended to the stream: what this one read is older than that.
-    const stale = !own && (this.group.versions.has(streamId) || this.store.inFlightAppendsTo(streamId))
+    const stale = !own && (this.group.versions.has(streamId) || this.store.versionInFlight(streamId) !== undefined)
     let version = this.streamVersion(streamId)
     if (expected === undefined && stale) throw new RunAfterCommit()
     if (expected !== undefined && expected !== 'any' && (expected === 'no_stream' ? version !== -1 : version !== expected)) {

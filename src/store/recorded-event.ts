@@ -46,10 +46,9 @@ export function encodeData (type: string, streamId: string, data: unknown): stri
   if (key === undefined) return text
   let head = keyHeads.get(key)
   if (head === undefined) keyHeads.set(key, head = `{"${key}":"`)
-  const idStart = streamId.indexOf('-') + 1
-  const idEnd = head.length + streamId.length - idStart
-  const repeated = text.startsWith(head) && text.charCodeAt(idEnd) === 0x22 && text.charCodeAt(idEnd + 1) === 0x2c &&
-    text.startsWith(streamId.slice(idStart), head.length)
+  const id = idOfStream(streamId)
+  const idEnd = head.length + id.length
+  const repeated = text.startsWith(head) && text.charCodeAt(idEnd) === 0x22 && text.charCodeAt(idEnd + 1) === 0x2c && text.startsWith(id, head.length)
   return repeated ? '{' + text.slice(idEnd + 2) : text
 }
 

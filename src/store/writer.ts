@@ -101,11 +101,8 @@ class WalThread {
   private asked = -Infinity
   /** Started at the first checkpoint asked for: a log that commits little (most tests) never pays for a thread. */
   private worker: Worker | undefined
-  private constructor (private readonly url: string, private readonly path: string, private readonly db: Db) {}
-
-  static start (url: string, path: string, db: Db): WalThread {
+  constructor (private readonly url: string, private readonly path: string, private readonly db: Db) {
     db.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`)
-    return new WalThread(url, path, db)
   }
 
   committed (): void {
@@ -279,7 +276,7 @@ export class Writer {
 
   /** Hands the checkpoints to the WAL thread, started from `url` (wal-thread.mjs). */
   checkpointBeside (url: string, path: string): void {
-    this.wal = WalThread.start(url, path, this.db)
+    this.wal = new WalThread(url, path, this.db)
   }
 
   async close (): Promise<void> {
