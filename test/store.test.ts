@@ -1,4 +1,3 @@
-import { existsSync, statSync, watch } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import t, { type Test } from 'tap'
@@ -130,28 +129,6 @@ t.test('a group handed over behind one that fails is staged again after it: noth
   t.same((await Promise.all(behind)).map(([event]) => event!.position), [3001, 3002, 3003, 3004, 3005], 'each resolves with its position as committed')
   t.same(committed.flat(), events.map(e => e.position), 'listeners are told each position once, in order')
   t.match(verifyChain(store.db), { ok: true, count: 3005 })
-})
-
-t.test("the WAL is copied into the database file by a thread of its own, not in the writer's commits; a close leaves no WAL", async t => {
-  const path = join(tempDir(t), 'log.db')
-  const store = await EventStore.open({ path, projections: projections('names1'), clock: new ManualClock() })
-  const before = statSync(path).size
-  // The writer checkpoints only past 40,000 pages of WAL: these few commits reach the file only through the WAL thread.
-  const copied = new Promise<void>(resolve => {
-    const watcher = watch(path, () => {
-      if (statSync(path).size <= before) return
-      watcher.close()
-      resolve()
-    })
-  })
-  for (let i = 0; i < 40; i++) await store.append(`network-${i}`, [network(`n${i}`)], { metadata })
-  await copied
-  t.ok(statSync(path).size > before, 'the committed pages are in the database file')
-  await store.close()
-  t.notOk(existsSync(`${path}-wal`) && statSync(`${path}-wal`).size > 0, 'closed, the file alone is the whole log')
-  const reopened = new Database(path, { readonly: true })
-  t.teardown(() => reopened.close())
-  t.equal(reopened.prepare('SELECT count(*) FROM events').pluck().get(), 40)
 })
 
 t.test('an event that does not match its schema is refused', async t => {

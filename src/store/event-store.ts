@@ -204,9 +204,7 @@ export class EventStore {
   /** Starts the writer thread (which creates the schema and rebuilds changed projections), then opens a read connection. */
   static async open ({ path, projections, clock, maxGroup = 200, log, readOnly = false, postgresUrl }: EventStoreOptions): Promise<EventStore> {
     if (readOnly) return EventStore.openReadOnly(path, projections, clock, log)
-    const workerData: WriterInit = {
-      path, projectionsModule: String(projections.module), projectionsExport: projections.export, postgresUrl, walThread: String(new URL('./wal-thread.mjs', import.meta.url))
-    }
+    const workerData: WriterInit = { path, projectionsModule: String(projections.module), projectionsExport: projections.export, postgresUrl }
     const worker = new Worker(await writerBundle(workerData.projectionsModule) ?? new URL('./writer-thread.mjs', import.meta.url), { workerData })
     const ready = await new Promise<WriterReady>((resolve, reject) => {
       const exited = (code: number) => failed(new Error(`the log's writer thread exited (${code}) before it was ready`))

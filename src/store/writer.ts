@@ -2,7 +2,7 @@
 // rows already positioned, versioned and timestamped by the service, and hashes, inserts,
 // projects and commits each group in one transaction, so the thread that runs the broker and
 // HTTP never waits for SQLite or fsync. Started by writer-thread.mjs (TypeScript through tsx).
-import { parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads'
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
 import { eventDefinitions, type EventType } from '../../events/index.ts'
 import { NameIds, openDatabase, type Db } from './database.ts'
 import { FoldedEvent, Projections, rebuildProjections, resetChangedProjections, type Projection } from './projection.ts'
@@ -70,66 +70,12 @@ export interface WriterInit {
   /** A module that exports the projections (the service's list), and the export's name. */
   projectionsModule: string
   projectionsExport: string
-  /** The WAL thread's module (wal-thread.mjs), by URL: the writer may run from a bundle elsewhere. */
-  walThread?: string
 }
 
 export interface WriterReady { ready: true, position: number, hash: string }
 
 /** A group inserted and folded, not committed yet. */
 interface Staged { rows: EventRow[], count: number, hashes: string[], previous: string, began: number }
-
-/**
- * The writer asks the WAL thread for a checkpoint after this many commits, and no sooner than
- * this long after the last: one message in flight per client makes thousands of tiny commits a
- * second, and a checkpoint (with its two fsyncs, beside the writer's) after every 32 of them
- * added 0.3 ms to each message's p50. Paced at a second, the WAL between two checkpoints stays
- * within tens of MB even then (SQLite writes it again from its start after each).
- */
-const COMMITS_PER_CHECKPOINT = 32
-const MS_BETWEEN_CHECKPOINTS = 1000
-/** The writer's own checkpoints (SQLite's wal_autocheckpoint, in pages) only if the WAL thread falls this far behind. */
-const BACKSTOP_CHECKPOINT_PAGES = 40_000
-
-/**
- * The WAL thread (wal-thread.mjs), seen from the writer. A checkpoint on the writer's connection
- * ran inside a COMMIT every ~16 MB of WAL and held that commit, and every group behind it, for
- * 20-40 ms; on a connection of its own it runs beside the commits.
- */
-class WalThread {
-  private commits = 0
-  private asked = -Infinity
-  /** Started at the first checkpoint asked for: a log that commits little (most tests) never pays for a thread. */
-  private worker: Worker | undefined
-  constructor (private readonly url: string, private readonly path: string, private readonly db: Db) {
-    db.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`)
-  }
-
-  committed (): void {
-    if (++this.commits < COMMITS_PER_CHECKPOINT) return
-    // The monotonic clock, not the service's: this paces disk work, it records nothing.
-    const now = performance.now()
-    if (now - this.asked < MS_BETWEEN_CHECKPOINTS) return
-    this.commits = 0
-    this.asked = now
-    if (this.worker === undefined) {
-      this.worker = new Worker(new URL(this.url), { workerData: { path: this.path } })
-      // A thread that cannot run leaves the checkpoints to the writer, as SQLite makes them by default.
-      this.worker.on('error', () => { this.db.pragma('wal_autocheckpoint = 4000') })
-    }
-    this.worker.postMessage('checkpoint')
-  }
-
-  /** Its connection closed and its thread ended: the writer's last checkpoint then has the file alone. */
-  stop (): Promise<void> {
-    const worker = this.worker
-    if (worker === undefined) return Promise.resolve()
-    return new Promise(resolve => {
-      worker.once('exit', () => resolve())
-      worker.postMessage('close')
-    })
-  }
-}
 
 export class Writer {
   private readonly projections: Projections
@@ -143,7 +89,6 @@ export class Writer {
   hash: string
   /** Whether `stage` returns the rows as stored (the log in PostgreSQL takes them). */
   keepRows = false
-  private wal: WalThread | undefined
 
   constructor (readonly db: Db, projections: readonly Projection[]) {
     const changed = resetChangedProjections(db, projections)
@@ -228,7 +173,6 @@ export class Writer {
     }
     this.streams.committed()
     this.types.committed()
-    this.wal?.committed()
     this.position += staged.count
     this.hash = staged.previous
     return { id, ok: true, hashes: staged.hashes, seconds: (performance.now() - staged.began) / 1000 }
@@ -266,7 +210,6 @@ export class Writer {
     }
     this.streams.committed()
     this.types.committed()
-    this.wal?.committed()
     return rows.map(decodeRow)
   }
 
@@ -274,13 +217,7 @@ export class Writer {
     return this.db.pragma(`max_page_count = ${Math.trunc(pages)}`, { simple: true }) as number
   }
 
-  /** Hands the checkpoints to the WAL thread, started from `url` (wal-thread.mjs). */
-  checkpointBeside (url: string, path: string): void {
-    this.wal = new WalThread(url, path, this.db)
-  }
-
-  async close (): Promise<void> {
-    await this.wal?.stop()
+  close (): void {
     // A clean close leaves no WAL behind: the file alone is the whole log.
     this.db.pragma('wal_checkpoint(TRUNCATE)')
     this.db.close()
@@ -293,7 +230,6 @@ export function runWriter (module: Record<string, unknown>): void {
   const port = parentPort
   const init = workerData as WriterInit
   const writer = new Writer(openDatabase(init.path, 'writer'), (module[init.projectionsExport] as readonly Projection[] | undefined) ?? [])
-  if (init.walThread !== undefined && init.path !== ':memory:') writer.checkpointBeside(init.walThread, init.path)
   if (init.postgresUrl !== undefined) {
     runReplica(port, writer, init.postgresUrl, init.path).catch(error => {
       // The thread cannot go on (PostgreSQL unreachable at start, a replica that diverged): the service learns it from the thread's error.
@@ -310,10 +246,9 @@ export function runWriter (module: Record<string, unknown>): void {
     } else if (request.op === 'max_page_count') {
       port.postMessage({ id: request.id, maxPageCount: writer.maxPageCount(request.pages) } satisfies WriterLimitReply)
     } else {
-      void writer.close().then(() => {
-        port.postMessage({ id: request.id, ok: true, hashes: [], seconds: 0 } satisfies WriterReply)
-        port.close()
-      })
+      writer.close()
+      port.postMessage({ id: request.id, ok: true, hashes: [], seconds: 0 } satisfies WriterReply)
+      port.close()
     }
   })
 }
@@ -427,7 +362,7 @@ async function runReplica (port: MessagePort, writer: Writer, url: string, path:
       serial(async () => {
         if (held !== undefined) clearTimeout(held)
         await primary.close()
-        await writer.close()
+        writer.close()
         port.postMessage({ id: request.id, ok: true, hashes: [], seconds: 0 } satisfies WriterReply)
         port.close()
       })
