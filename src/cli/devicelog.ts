@@ -82,18 +82,23 @@ function replay (): void {
   if (values.out === undefined) fail('replay needs --out PATH (a fresh database)')
   if (existsSync(values.out)) fail(`${values.out} exists: replay writes a fresh database`)
   const source = openSource()
-  const total = lastPosition(source)
+  const until = values.until === undefined ? undefined : lastPosition(source)
   source.close()
   const target = openDatabase(values.out, 'bulk')
   const started = process.hrtime.bigint()
   const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9
   target.prepare('ATTACH DATABASE ? AS source').run(databasePath)
-  const bar = progressBar(total)
   // The log's indexes are built after its rows, from the rows up to the point only, read by
-  // position (the primary key): nothing after it is read.
+  // position (the primary key): nothing after it is read. The whole log is copied by a bare
+  // `INSERT ... SELECT *`, which SQLite carries out record by record without decoding them (its
+  // transfer optimization): about a third faster than a bounded copy of the same rows.
   const indexes = target.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL").all() as Array<{ name: string, sql: string }>
   for (const { name } of indexes) target.exec(`DROP INDEX ${name}`)
-  target.prepare('INSERT INTO events SELECT * FROM source.events WHERE position <= ? ORDER BY position').run(total)
+  if (until === undefined) target.exec('INSERT INTO events SELECT * FROM source.events')
+  else target.prepare('INSERT INTO events SELECT * FROM source.events WHERE position <= ? ORDER BY position').run(until)
+  // The log as copied: a running service may have appended since it was opened.
+  const total = until ?? lastPosition(target)
+  const bar = progressBar(total)
   for (const { sql } of indexes) target.exec(sql)
   target.exec('INSERT INTO event_types SELECT * FROM source.event_types')
   // The streams the copied rows name, by the index: a replay of the past names no later device.
@@ -108,8 +113,8 @@ function replay (): void {
   bar.stop()
   target.close()
   const seconds = elapsed()
-  const until = values.until === undefined ? '' : ` (until position ${total})`
-  process.stdout.write(`replayed ${total} events into ${values.out}${until} in ${seconds.toFixed(2)} s (${Math.round(total / Math.max(seconds, 1e-9))} events/s)\n`)
+  const upTo = values.until === undefined ? '' : ` (until position ${total})`
+  process.stdout.write(`replayed ${total} events into ${values.out}${upTo} in ${seconds.toFixed(2)} s (${Math.round(total / Math.max(seconds, 1e-9))} events/s)\n`)
 }
 
 /**

@@ -93,8 +93,10 @@ export const measurementsProjection: Projection = {
       JOIN json_each(e.data, '$.measurements') m
       WHERE e.type = (SELECT id FROM event_types WHERE name = 'MeasurementsRecorded');
     INSERT INTO measurement_buckets (sensor_id, bucket_start, count)
-      SELECT s.sensor_id, CAST(floor(m.creation_timestamp / ${BUCKET_SECONDS}.0) AS INTEGER) * ${BUCKET_SECONDS} AS bucket, count(*)
-      FROM measurements m JOIN sensors s ON s.sensor_key = m.sensor GROUP BY s.sensor_id, bucket;`,
+      SELECT s.sensor_id, b.bucket, b.n
+      FROM (SELECT sensor, CAST(floor(creation_timestamp / ${BUCKET_SECONDS}.0) AS INTEGER) * ${BUCKET_SECONDS} AS bucket, count(*) AS n
+        FROM measurements GROUP BY sensor, bucket) b
+      JOIN sensors s ON s.sensor_key = b.sensor;`,
   prepare (db) {
     const sensorKey = db.prepare('SELECT sensor_key FROM sensors WHERE sensor_id = ?').pluck()
     const insert = db.prepare('INSERT INTO measurements (sensor, creation_timestamp, position, item) VALUES (?, ?, ?, ?)')
