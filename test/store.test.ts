@@ -15,7 +15,7 @@ const network = (name: string): DomainEvent => ({
   data: { network_identifier: '0a71a8d8-40c6-4086-a64e-58e38350cb53', network_name: name, created_by: 'a8323361-3c22-4f07-8c14-74bb7e8ec3a2' }
 })
 
-const projections = (name: 'names1' | 'names2' | 'none') => ({ module: new URL('./helpers/names-projection.ts', import.meta.url), export: name })
+const projections = (name: 'names1' | 'names2' | 'none' | 'takenNames') => ({ module: new URL('./helpers/names-projection.ts', import.meta.url), export: name })
 
 async function openStore (t: Test, path: string, which: 'names1' | 'names2' | 'none' = 'names1', clock = new ManualClock()) {
   const store = await EventStore.open({ path, projections: projections(which), clock })
@@ -129,6 +129,30 @@ t.test('a group handed over behind one that fails is staged again after it: noth
   t.same((await Promise.all(behind)).map(([event]) => event!.position), [3001, 3002, 3003, 3004, 3005], 'each resolves with its position as committed')
   t.same(committed.flat(), events.map(e => e.position), 'listeners are told each position once, in order')
   t.match(verifyChain(store.db), { ok: true, count: 3005 })
+})
+
+t.test('a unit alone in a group staged behind another, refused for what that one committed, decides again on it', async t => {
+  // Room for the whole first group, so that it keeps the writer busy while the next is handed over.
+  const store = await EventStore.open({ path: join(tempDir(t), 'log.db'), projections: projections('takenNames'), clock: new ManualClock(), maxGroup: 10_000 })
+  t.teardown(() => store.close())
+  const decisions: string[] = []
+  // As a registration decides: from what is committed, the name is free (append) or taken (a 409).
+  const register = (stream: string) => store.transact(tx => {
+    const taken = store.db.prepare('SELECT 1 FROM test_taken_names WHERE name = ?').get('same') !== undefined
+    decisions.push(`${stream}: ${taken ? 'taken' : 'free'}`)
+    if (!taken) tx.append(stream, [network('same')], { metadata })
+    return taken ? 'taken' : 'registered'
+  })
+  const ahead = Array.from({ length: 3000 }, (_, i) => store.append(`network-${i}`, [network(`n${i}`)], { metadata }))
+  const first = register('network-first')
+  await new Promise(resolve => setImmediate(resolve))
+  // Staged alone while the first group is with the writer: it cannot see the name taken yet.
+  const second = register('network-second')
+  t.same(await Promise.all([first, second]), ['registered', 'taken'], 'the second learns the name is taken, not a constraint error')
+  t.same(decisions, ['network-first: free', 'network-second: free', 'network-second: taken'], 'it ran once behind the first group, once after it')
+  await Promise.all(ahead)
+  t.same(store.read({ stream: 'network-second' }), [], 'nothing of it was appended')
+  t.match(verifyChain(store.db), { ok: true, count: 3001 })
 })
 
 t.test('an event that does not match its schema is refused', async t => {

@@ -109,7 +109,7 @@ interface Pending {
   work: Work<unknown>
   resolve(value: unknown): void
   reject(error: unknown): void
-  /** Its rows were refused beside other units' once already, and it was run again alone. */
+  /** Its rows were refused once already (beside other units', or behind a group then in flight), and it ran again. */
   retried?: boolean
 }
 
@@ -125,6 +125,8 @@ interface Group {
   unitEnds: number[]
   /** Stream versions after this group's appends. */
   versions: Map<string, number>
+  /** Staged while another group was in flight: its units decided without what that one appends. */
+  behind: boolean
 }
 
 const SEPARATORS = /[\u0000\u0001]/
@@ -379,7 +381,7 @@ export class EventStore {
    */
   private flush (): void {
     while (this.inFlight.length < this.maxInFlight && this.queue.length > 0) {
-      const group = this.stage(this.queue.splice(0, this.maxGroup))
+      const group = this.stage(this.queue.splice(0, this.maxGroup), this.inFlight.length > 0)
       if (group.rows.length === 0) {
         for (const unit of group.units) unit.pending.resolve(unit.value)
         // Nothing committed: what waited for the others' commit runs now.
@@ -403,8 +405,8 @@ export class EventStore {
     this.queue.unshift(...first, ...rest, ...this.afterAnswer.splice(0))
   }
 
-  private stage (pendings: Pending[]): Group {
-    const group: Group = { id: this.nextId++, now: this.clock.now(), units: [], rows: [], events: [], unitEnds: [], versions: new Map() }
+  private stage (pendings: Pending[], behind: boolean): Group {
+    const group: Group = { id: this.nextId++, now: this.clock.now(), units: [], rows: [], events: [], unitEnds: [], versions: new Map(), behind }
     const recordedAt = isoTime(group.now)
     const later: Pending[] = []
     for (const pending of pendings) {
@@ -462,16 +464,16 @@ export class EventStore {
         // One unit's appends broke a rule of the log or a projection: the rest run again without
         // it. It may have decided on what another unit of the group was changing (one name
         // registered twice at once): it runs once more after they commit, and decides on what
-        // they did (a 409, not a constraint's 500). Refused again, or alone, it fails.
+        // they did (a 409, not a constraint's 500). Alone in a group staged behind another, it
+        // may have decided without what that one committed since: it runs once more now. Refused
+        // again, or alone with nothing it could not see, it fails.
         const failing = group.units[reply.unit]!.pending
         const others = group.units.filter((_, i) => i !== reply.unit).map(unit => unit.pending)
-        if (others.length > 0 && failing.retried !== true) {
-          failing.retried = true
-          this.afterNextCommit.push(failing)
-        } else {
-          failing.reject(error)
-        }
-        this.abandonInFlight(others)
+        const again = failing.retried !== true && (others.length > 0 || group.behind)
+        if (again) failing.retried = true
+        else failing.reject(error)
+        if (again && others.length > 0) this.afterNextCommit.push(failing)
+        this.abandonInFlight(again && others.length === 0 ? [failing] : others)
       }
       this.flush()
       return

@@ -23,6 +23,22 @@ const namesProjection = (version: number): Projection => ({
   }
 })
 
+/** Each network name once: a second NetworkCreated of a name breaks the table's key on the writer thread. */
+const takenNamesProjection: Projection = {
+  name: 'test_taken_names',
+  version: 1,
+  handles: ['NetworkCreated'],
+  tables: ['test_taken_names'],
+  ddl: 'CREATE TABLE IF NOT EXISTS test_taken_names (name TEXT PRIMARY KEY) STRICT',
+  prepare (db) {
+    const insert = db.prepare('INSERT INTO test_taken_names (name) VALUES (?)')
+    return (event: RecordedEvent) => {
+      if (event.type === 'NetworkCreated') insert.run(event.data.network_name)
+    }
+  }
+}
+
 export const names1 = [namesProjection(1)]
 export const names2 = [namesProjection(2)]
 export const none: Projection[] = []
+export const takenNames = [takenNamesProjection]
