@@ -469,11 +469,15 @@ export class EventStore {
         // again, or alone with nothing it could not see, it fails.
         const failing = group.units[reply.unit]!.pending
         const others = group.units.filter((_, i) => i !== reply.unit).map(unit => unit.pending)
-        const again = failing.retried !== true && (others.length > 0 || group.behind)
-        if (again) failing.retried = true
-        else failing.reject(error)
-        if (again && others.length > 0) this.afterNextCommit.push(failing)
-        this.abandonInFlight(again && others.length === 0 ? [failing] : others)
+        if (failing.retried === true || (others.length === 0 && !group.behind)) {
+          failing.reject(error)
+        } else {
+          failing.retried = true
+          // Beside others: after they commit. Alone behind a group: now, since that one has committed.
+          if (others.length > 0) this.afterNextCommit.push(failing)
+          else others.push(failing)
+        }
+        this.abandonInFlight(others)
       }
       this.flush()
       return
