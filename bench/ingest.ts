@@ -13,7 +13,7 @@
 // BENCH_FILL_EVENTS (300000), BENCH_REPEATS (3).
 import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -58,7 +58,14 @@ const TARGET = {
 }
 
 interface LoadResult { acknowledged: number, seconds: number, p50: number, p99: number }
-interface Measured extends LoadResult { cpuMsPerMessage: number, messagesPerSecond: number }
+interface Measured extends LoadResult {
+  cpuMsPerMessage: number
+  messagesPerSecond: number
+  /** CPU µs per message of the thread that runs the broker and HTTP, and of all the others (the log's writer, V8's GC helpers, libuv's pool); Linux only. */
+  threads?: { main: number, others: number }
+  /** The service only: the groups it committed, their mean units of work, and the writer's time per group (ms). */
+  groups?: { count: number, meanUnits: number, p50: number, p99: number }
+}
 interface Latency { received: number, p50: number, p99: number, max: number }
 interface ProbeResult { published: number, acknowledged: number, sse: Latency, ws: Latency, ack: Latency }
 interface Sensor { id: string, password: string }
@@ -85,15 +92,39 @@ function runChild<T> (script: string, spec: object, stopWhen?: Promise<unknown>)
   })
 }
 
+/** CPU time (µs) of each of this process's threads, from /proc (Linux); undefined elsewhere. */
+function threadCpu (): Map<string, number> | undefined {
+  try {
+    const ticks = 1e6 / 100 // USER_HZ
+    return new Map(readdirSync('/proc/self/task').map(tid => {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      return [tid, (Number(fields[11]) + Number(fields[12])) * ticks]
+    }))
+  } catch {
+    return undefined
+  }
+}
+
 /** Runs a load and charges this process's CPU time (where the broker runs) to it. */
 async function measure (spec: LoadSpec): Promise<Measured> {
   const cpu = process.cpuUsage()
+  const threadsBefore = threadCpu()
   const result = await runChild<LoadResult>('bench/load.ts', spec)
   const used = process.cpuUsage(cpu)
+  const threadsAfter = threadCpu()
+  let threads: Measured['threads']
+  if (threadsBefore !== undefined && threadsAfter !== undefined) {
+    const spent = (tid: string) => (threadsAfter.get(tid) ?? 0) - (threadsBefore.get(tid) ?? 0)
+    const main = spent(String(process.pid))
+    const all = [...threadsAfter.keys()].reduce((sum, tid) => sum + spent(tid), 0)
+    threads = { main: main / result.acknowledged, others: (all - main) / result.acknowledged }
+  }
   return {
     ...result,
     messagesPerSecond: result.acknowledged / result.seconds,
-    cpuMsPerMessage: (used.user + used.system) / 1000 / result.acknowledged
+    cpuMsPerMessage: (used.user + used.system) / 1000 / result.acknowledged,
+    threads
   }
 }
 
@@ -131,10 +162,18 @@ const bareClients = sensors.map((_, i) => ({ topic: `measurements/bare-${i}` }))
 let ingested = 0
 const positionStart = service.store.headPosition
 
+/** The groups committed during the load being measured: units of work, and the writer's time (BEGIN to the end of COMMIT). */
+let commits: Array<{ units: number, seconds: number }> = []
+service.store.subscribe((_events, group) => { commits.push({ units: group.units, seconds: group.seconds }) })
+
 async function measureService (spec: Omit<LoadSpec, 'url' | 'clients' | 'batch'>): Promise<Measured> {
+  commits = []
   const measured = await measure({ url: mqttUrl, clients: sensors.map(asClient), batch: BATCH, ...spec })
   ingested += measured.acknowledged
-  return measured
+  const times = commits.map(c => c.seconds * 1000).sort((a, b) => a - b)
+  const at = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))] ?? 0
+  const units = commits.reduce((sum, c) => sum + c.units, 0)
+  return { ...measured, groups: { count: commits.length, meanUnits: units / Math.max(1, commits.length), p50: at(0.5), p99: at(0.99) } }
 }
 const measureBare = (spec: Omit<LoadSpec, 'url' | 'clients' | 'batch'>) =>
   measure({ url: bareUrl, clients: bareClients, batch: BATCH, ...spec })
@@ -277,7 +316,9 @@ rmSync(dir, { recursive: true, force: true })
 const acknowledged = ingested - fill.appended
 const f = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
 const line = (label: string, m: Measured) =>
-  `${label.padEnd(34)} ${f(m.messagesPerSecond).padStart(8)} msg/s  ${f(m.cpuMsPerMessage * 1000, 1).padStart(6)} µs CPU/msg  p50 ${f(m.p50, 2)} ms  p99 ${f(m.p99, 2)} ms`
+  `${label.padEnd(34)} ${f(m.messagesPerSecond).padStart(8)} msg/s  ${f(m.cpuMsPerMessage * 1000, 1).padStart(6)} µs CPU/msg  p50 ${f(m.p50, 2)} ms  p99 ${f(m.p99, 2)} ms` +
+  (m.threads === undefined ? '' : `\n${''.padEnd(36)}CPU µs/msg: broker's thread ${f(m.threads.main, 1)}, other threads ${f(m.threads.others, 1)}`) +
+  (m.groups === undefined ? '' : `; ${f(m.groups.count)} groups of ${f(m.groups.meanUnits, 1)} units, writer p50 ${f(m.groups.p50, 2)} ms p99 ${f(m.groups.p99, 2)} ms`)
 const latencyLine = (label: string, probe: ProbeResult) => `${label}: ` +
   (['sse', 'ws', 'ack'] as const).map(path => `${{ sse: 'SSE', ws: 'WebSocket', ack: 'ack' }[path]} p50 ${f(probe[path].p50, 2)} ms p99 ${f(probe[path].p99, 2)} ms`).join(', ') +
   ` (${probe.sse.received}/${probe.ws.received}/${probe.acknowledged} of ${probe.published} arrived)`
