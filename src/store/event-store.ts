@@ -118,6 +118,8 @@ interface StagedUnit { pending: Pending, value: unknown }
 interface Group {
   id: number
   now: number
+  /** The position of its first row: after the committed rows and those of the groups in flight when it was staged. */
+  first: number
   units: StagedUnit[]
   /** Each row as the writer reads it: stream, version, type, data and metadata, FIELD apart. */
   rows: string[]
@@ -388,11 +390,10 @@ export class EventStore {
         if (this.inFlight.length === 0) this.queue.unshift(...this.afterAnswer.splice(0), ...this.afterNextCommit.splice(0))
         continue
       }
-      const first = this.nextPosition
       this.inFlight.push(group)
       // One string for the whole group: a single copy across threads, whatever the number of rows.
       this.worker!.postMessage({
-        op: 'commit', id: group.id, recordedAt: group.now, first, rows: group.rows.join(ROW), unitEnds: group.unitEnds
+        op: 'commit', id: group.id, recordedAt: group.now, first: group.first, rows: group.rows.join(ROW), unitEnds: group.unitEnds
       } satisfies WriterRequest)
     }
     if (this.inFlight.length === 0 && this.queue.length === 0) this.drained?.()
@@ -406,7 +407,7 @@ export class EventStore {
   }
 
   private stage (pendings: Pending[], behind: boolean): Group {
-    const group: Group = { id: this.nextId++, now: this.clock.now(), units: [], rows: [], events: [], unitEnds: [], versions: new Map(), behind }
+    const group: Group = { id: this.nextId++, now: this.clock.now(), first: this.nextPosition, units: [], rows: [], events: [], unitEnds: [], versions: new Map(), behind }
     const recordedAt = isoTime(group.now)
     const later: Pending[] = []
     for (const pending of pendings) {
@@ -555,8 +556,8 @@ export class EventStore {
     return undefined
   }
 
-  /** @internal The position of the next group's first row: after the committed ones and those in flight. */
-  get nextPosition (): number {
+  /** The position of the next group's first row: after the committed ones and those in flight. */
+  private get nextPosition (): number {
     let position = this.position + 1
     for (const group of this.inFlight) position += group.rows.length
     return position
@@ -607,7 +608,7 @@ class UnitOfWork implements Transaction {
     const recorded: RecordedEvent[] = []
     for (const event of events) {
       version += 1
-      const position = this.store.nextPosition + this.group.rows.length
+      const position = this.group.first + this.group.rows.length
       this.group.rows.push(streamId + FIELD + version + FIELD + event.type + FIELD + encodeData(event.type, streamId, event.data) + FIELD + metadata)
       const recordedEvent = {
         type: event.type,
