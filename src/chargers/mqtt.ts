@@ -21,7 +21,7 @@ export function chargerDeviceKind (chargers: ChargerQueries, minIntervalMs: numb
       return {
         refused: false,
         streamId: device.streamId,
-        decide: (tx: Transaction) => {
+        decide (tx: Transaction) {
           const charger = chargers.charger(device.id)
           if (charger === undefined) throw new DeviceMessageRefused('unknown_topic', 'this charger was removed')
           const events = decideCharger({

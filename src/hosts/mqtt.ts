@@ -25,7 +25,7 @@ export function hostDeviceKind (): DeviceKind {
       const read = readPayload(payload, channel.schema)
       if (!read.ok) return read
       const command = channel.command(read.message as never)
-      return { refused: false, streamId: device.streamId, decide: () => decideHost(device.id, command) }
+      return { refused: false, streamId: device.streamId, decide () { return decideHost(device.id, command) } }
     },
     refuseSubscription () {
       return { reason: 'unknown_topic', detail: 'the service sends hosts nothing' }

@@ -25,7 +25,7 @@ export function zoneDeviceKind (zones: ZoneQueries): DeviceKind {
       return {
         refused: false,
         streamId: device.streamId,
-        decide: () => {
+        decide () {
           const zone = zones.zone(device.id)
           return zone === undefined ? [] : decideZone({ type: 'ReportValve', open }, zone.state)
         }

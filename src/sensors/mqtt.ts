@@ -48,7 +48,7 @@ export function sensorDeviceKind (sensors: SensorQueries): DeviceKind {
         refused: false,
         streamId: device.streamId,
         stateless,
-        decide: () => decideSensor(command, stateless ? initialSensorState() : sensors.sensor(device.id)?.state ?? initialSensorState())
+        decide () { return decideSensor(command, stateless ? initialSensorState() : sensors.sensor(device.id)?.state ?? initialSensorState()) }
       }
     },
 

@@ -174,7 +174,7 @@ export function socketDeviceKind (sockets: SocketQueries, listening: (socketId: 
       }
     }
     if (commands.length === 0) commands.push({ type: 'RecordMessage', topic: `tasmota/discovery/${mac}/${part}`, payload: raw })
-    return { refused: false, streamId: device.streamId, decide: () => decideAll(socket.socket_id, commands) }
+    return { refused: false, streamId: device.streamId, decide () { return decideAll(socket.socket_id, commands) } }
   }
 
   return {
@@ -195,7 +195,7 @@ export function socketDeviceKind (sockets: SocketQueries, listening: (socketId: 
           ? readingOf([{ type: 'CommandItself', command: name, payload: payload.toString('utf8') }])
           : readReport(prefix, name, payload, topic)
         if ('refused' in reading) return reading.refused
-        return { refused: false, streamId: device.streamId, decide: (tx: Transaction) => decideAll(socket.socket_id, reading.commands(tx.now)) }
+        return { refused: false, streamId: device.streamId, decide (tx: Transaction) { return decideAll(socket.socket_id, reading.commands(tx.now)) } }
       }
       if (topic.startsWith('cmnd/')) return refuse('foreign_topic', 'only the service commands other plugs and the group topic')
       return refuse('unknown_topic', `a plug publishes only under ${topicBase(socket.full_topic, 'stat', socket.topic)}, tele and cmnd of its own topic, and its discovery`)
