@@ -32,7 +32,10 @@ export function openDatabase (path: string, mode: OpenMode = 'writer'): Db {
     db.pragma('journal_mode = OFF')
     db.pragma('synchronous = OFF')
     db.pragma('locking_mode = EXCLUSIVE')
-    db.pragma('cache_size = -262144')
+    // Small: a bulk build writes each page once, and a cache beyond the working set of the
+    // B-trees being built only costs fresh memory (a malloc and page faults for every page).
+    // Replaying 800,000 events took 4.7 s with 256 MB, 3.4 s with 8 MB.
+    db.pragma('cache_size = -8192')
     db.pragma('mmap_size = 268435456')
   }
   db.pragma('busy_timeout = 5000')
