@@ -15,6 +15,11 @@ import { committed, createSocket, startPlug } from './helpers/sockets.ts'
 import { spawnServer } from './helpers/process.ts'
 import { connectMqtt, connectSensor, createSensor, http, publish, startService, tempDir, type Service } from './helpers/service.ts'
 
+// Ten scenarios of several real nodes each (PostgreSQL, Redis, kill -9, leases running out): 75 s
+// alone on this project's 2-core machines, and past tap's 120 s per file beside another test file
+// on a slow day (a fresh-clone CI run, 2026-12-07).
+t.setTimeout(300_000)
+
 /** Resolves once the node's replica has folded the log up to `position` (its listeners told). */
 function reached (service: Service, position: number): Promise<void> {
   return new Promise(resolve => {
