@@ -4,6 +4,7 @@ import t, { type Test } from 'tap'
 import { eventDefinitions, type DomainEvent } from '../events/index.ts'
 import { ManualClock } from '../src/clock.ts'
 import { InvalidEvent, StreamVersionConflict } from '../src/errors.ts'
+import { openDatabase } from '../src/store/database.ts'
 import { EventStore } from '../src/store/event-store.ts'
 import { chainHash, decodeData, encodeData, GENESIS_HASH } from '../src/store/recorded-event.ts'
 import { verifyChain, verifyChainInParallel, verifyChainInSteps } from '../src/store/verify.ts'
@@ -227,6 +228,19 @@ t.test('a reopened log continues the chain; a changed projection is rebuilt from
   const [third] = await second.append('network-a', [network('c')], { expectedVersion: 'any', metadata })
   t.equal(third!.stream_version, 3, 'and an append that expects any version takes the next one')
   t.match(verifyChain(second.db), { ok: true, count: 4 })
+})
+
+t.test('each mode of connection gets the settings it states, none silently refused by SQLite', async t => {
+  const dir = tempDir(t)
+  const setting = (db: ReturnType<typeof openDatabase>, name: string) => db.pragma(name, { simple: true })
+  const writer = openDatabase(join(dir, 'log.db'), 'writer')
+  t.teardown(() => writer.close())
+  t.same([setting(writer, 'journal_mode'), setting(writer, 'synchronous'), setting(writer, 'page_size'), setting(writer, 'wal_autocheckpoint')],
+    ['wal', 2, 4096, 4000], 'the log: WAL, fsync at every commit (FULL), 4 KB pages, bounded checkpoints')
+  const bulk = openDatabase(join(dir, 'replayed.db'), 'bulk')
+  t.teardown(() => bulk.close())
+  t.same([setting(bulk, 'journal_mode'), setting(bulk, 'synchronous'), setting(bulk, 'page_size'), setting(bulk, 'locking_mode')],
+    ['memory', 0, 4096, 'exclusive'], 'a bulk build: no journal on disk, no fsync, 4 KB pages, nobody else reading')
 })
 
 t.test('events are recorded at the injected clock', async t => {

@@ -73,7 +73,7 @@ function progressBar (total: number) {
 }
 
 /**
- * A fresh file that nobody reads until it is complete is built as bulk loads are: no journal,
+ * A fresh file that nobody reads until it is complete is built as bulk loads are: no journal on disk,
  * no fsync, the log copied by SQLite itself (set-based, the rows unchanged, hashes included),
  * its indexes built after the rows, and the projections folded over it in one transaction.
  * With --until, the log is copied up to that point only: the file is the log as it was then.

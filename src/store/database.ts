@@ -11,7 +11,7 @@ export type OpenMode =
   | 'reader'
   /** A file nobody else has open (a CLI reading a copy or a stopped service's log). */
   | 'readonly'
-  /** A fresh file that nobody reads until it is complete (replay --out): no journal, no fsync. */
+  /** A fresh file that nobody reads until it is complete (replay --out): no journal on disk, no fsync. */
   | 'bulk'
 
 /**
@@ -23,13 +23,18 @@ export function openDatabase (path: string, mode: OpenMode = 'writer'): Db {
   const writes = mode === 'writer' || mode === 'bulk'
   if (path !== ':memory:' && writes) mkdirSync(dirname(path), { recursive: true })
   const db = new Database(path, { readonly: !writes, fileMustExist: !writes })
+  // Before the journal mode: once a new file is in WAL mode its page size is fixed, and a
+  // page_size set after that is silently ignored.
+  if (writes) db.pragma('page_size = 4096')
   if (mode === 'writer') {
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = FULL')
     // Checkpoints of at most ~16 MB keep the WAL, and the time one takes, bounded.
     db.pragma('wal_autocheckpoint = 4000')
   } else if (mode === 'bulk') {
-    db.pragma('journal_mode = OFF')
+    // Not OFF: better-sqlite3 opens connections in SQLite's defensive mode, which refuses OFF and
+    // silently keeps DELETE. MEMORY keeps the rollback journal off the disk all the same.
+    db.pragma('journal_mode = MEMORY')
     db.pragma('synchronous = OFF')
     db.pragma('locking_mode = EXCLUSIVE')
     // Small: a bulk build writes each page once, and a cache beyond the working set of the
@@ -40,7 +45,6 @@ export function openDatabase (path: string, mode: OpenMode = 'writer'): Db {
   }
   db.pragma('busy_timeout = 5000')
   if (mode !== 'bulk') db.pragma('cache_size = -65536')
-  db.pragma('page_size = 4096')
   if (mode === 'writer') migrateFirstLayout(db)
   if (writes) db.exec(EVENT_LOG_DDL)
   return db
