@@ -236,7 +236,7 @@ t.test('each mode of connection gets the settings it states, none silently refus
   const writer = openDatabase(join(dir, 'log.db'), 'writer')
   t.teardown(() => writer.close())
   t.same([setting(writer, 'journal_mode'), setting(writer, 'synchronous'), setting(writer, 'page_size'), setting(writer, 'wal_autocheckpoint')],
-    ['wal', 2, 4096, 4000], 'the log: WAL, fsync at every commit (FULL), 4 KB pages, bounded checkpoints')
+    ['wal', 2, 4096, 1000], 'the log: WAL, fsync at every commit (FULL), 4 KB pages, checkpoints of at most 1,000 pages')
   const bulk = openDatabase(join(dir, 'replayed.db'), 'bulk')
   t.teardown(() => bulk.close())
   t.same([setting(bulk, 'journal_mode'), setting(bulk, 'synchronous'), setting(bulk, 'page_size'), setting(bulk, 'locking_mode')],
