@@ -4,7 +4,7 @@ import t, { type Test } from 'tap'
 import { eventDefinitions, type DomainEvent } from '../events/index.ts'
 import { ManualClock } from '../src/clock.ts'
 import { InvalidEvent, StreamVersionConflict } from '../src/errors.ts'
-import { openDatabase } from '../src/store/database.ts'
+import { openDatabase, type Db } from '../src/store/database.ts'
 import { EventStore } from '../src/store/event-store.ts'
 import { chainHash, decodeData, encodeData, GENESIS_HASH } from '../src/store/recorded-event.ts'
 import { verifyChain, verifyChainInParallel, verifyChainInSteps } from '../src/store/verify.ts'
@@ -232,7 +232,7 @@ t.test('a reopened log continues the chain; a changed projection is rebuilt from
 
 t.test('each mode of connection gets the settings it states, none silently refused by SQLite', async t => {
   const dir = tempDir(t)
-  const setting = (db: ReturnType<typeof openDatabase>, name: string) => db.pragma(name, { simple: true })
+  const setting = (db: Db, name: string) => db.pragma(name, { simple: true })
   const writer = openDatabase(join(dir, 'log.db'), 'writer')
   t.teardown(() => writer.close())
   t.same([setting(writer, 'journal_mode'), setting(writer, 'synchronous'), setting(writer, 'page_size'), setting(writer, 'wal_autocheckpoint')],
