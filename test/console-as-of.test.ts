@@ -10,10 +10,12 @@ import { ManualClock } from '../src/clock.ts'
 // wait is on what the page shows or on its sockets' events.
 
 /** An instant as the page's datetime-local input takes it: the browser's local time, to the second. */
+// (No named function inside: tsx keeps names with a helper, `__name`, that the page does not have.)
 const localValue = (page: Page, iso: string) => page.evaluate(value => {
   const d = new Date(value)
-  const pad = (n: number) => String(n).padStart(2, '0')
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+  const [month, day, hours, minutes, seconds] = [d.getMonth() + 1, d.getDate(), d.getHours(), d.getMinutes(), d.getSeconds()]
+    .map(n => String(n).padStart(2, '0'))
+  return `${d.getFullYear()}-${month}-${day}T${hours}:${minutes}:${seconds}`
 }, iso)
 
 t.test('a sensor page as of an earlier moment shows the earlier configuration; the audit view links each event to the state after it', async t => {
