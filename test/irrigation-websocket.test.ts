@@ -199,7 +199,6 @@ test('1000 clients share one clock timer, and it stops when the last one leaves'
   const service = await startService(t)
   const clock = clockOf(service)
   const zone = await createZone(service)
-  const started = Date.now()
 
   // The service's side of each client: how many it accepted, and a wait for `n` of them to have closed.
   let accepted = 0
@@ -253,7 +252,6 @@ test('1000 clients share one clock timer, and it stops when the last one leaves'
   for (const ws of clients.slice(500)) ws.close()
   await closedOnServer(1000)
   t.equal(tickTimers(clock), 0, 'the timer is cancelled once the last client has left')
-  t.ok(Date.now() - started < 30_000, `bounded: ${Date.now() - started} ms`)
 })
 
 /** A WebSocket client that does the upgrade by hand, then never reads again. */
