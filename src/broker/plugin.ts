@@ -12,6 +12,7 @@ import { blockedKey, RefusalLedger, SUMMARY_WINDOW_MS } from './refusal-ledger.t
 import { createDeviceBroker, deviceOf, type BrokerObserver } from './broker.ts'
 import type { DeviceKind } from './device-kind.ts'
 import { DevicePersistence, type OwnedRetained } from './retained.ts'
+import type { Clock } from '../clock.ts'
 
 /** Connections waiting to be accepted: a fleet's worth, as far as the kernel allows. */
 const CONNECT_BACKLOG = 65_535
@@ -126,7 +127,36 @@ async function redisEmitter (url: string, log: FastifyBaseLogger) {
     away = false
     log.info('Redis is back: publishes reach every node again')
   })
-  return emitter
+  return Object.assign(emitter, { connected: () => subConn.status === 'ready' && pubConn.status === 'ready' })
+}
+
+type RedisEmitter = Awaited<ReturnType<typeof redisEmitter>>
+
+/** How long a stopping node waits for its last publishes to come back from Redis. */
+const LAST_PUBLISHES_WAIT_MS = 2000
+
+/**
+ * Resolves once what this node published so far has come back from Redis to its own subscribers.
+ * Redis answers a publish before it delivers it, so a last message at shutdown (Home Assistant's
+ * `offline`) would race the close that ends its subscribers' connections. A marker published
+ * after it arrives after it: Redis keeps one connection's order.
+ */
+function lastPublishesDelivered (mq: RedisEmitter, brokerId: string, clock: Clock): Promise<void> {
+  if (!mq.connected()) return Promise.resolve()
+  const topic = `$SYS/${brokerId}/delivered`
+  return new Promise<void>(resolve => {
+    const timeout = clock.setTimeout(done, LAST_PUBLISHES_WAIT_MS)
+    function marker (_packet: unknown, callback: () => void) {
+      callback()
+      done()
+    }
+    function done () {
+      timeout.cancel()
+      mq.removeListener(topic, marker)
+      resolve()
+    }
+    mq.on(topic, marker, () => mq.emit({ topic, payload: Buffer.alloc(0) }, error => { if (error) done() }))
+  })
 }
 
 /** How often the node that runs the timers looks for connections of nodes whose lease ran out. */
@@ -165,9 +195,10 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
     handle: socket => aedes.handle(socket),
     refuse: socket => refuseBlocked(peerAddress(socket))
   })
+  const mq = redisUrl === undefined ? undefined : await redisEmitter(redisUrl, app.log)
   const aedes = await createDeviceBroker({
     // Closed by Aedes when it closes.
-    mq: redisUrl === undefined ? undefined : await redisEmitter(redisUrl, app.log),
+    mq,
     node: app.timers.node,
     store: app.store,
     devices: app.devices,
@@ -182,13 +213,13 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
     observer
   })
   aedes.on('connackSent', (_packet, client: Client) => admission.release((client as Client & { conn: Socket }).conn))
-  if (redisUrl !== undefined) {
+  if (mq !== undefined) {
     // Brokers over Redis: what a device retains through another node (a plug's last will) is kept
     // here too, so a subscriber on this node gets it. The service's own retained topics are the
     // log's projections, on every node already.
-    // (Aedes's types do not list its emitter.)
-    const { mq } = aedes as unknown as { mq: { on(topic: string, deliver: (packet: AedesPublishPacket & { brokerId?: string }, done: () => void) => void): void } }
-    mq.on('#', (packet, done) => {
+    mq.on('#', (message, done) => {
+      // Aedes emits its packets: the emitter's types know only a topic.
+      const packet = message as AedesPublishPacket & { brokerId?: string }
       if (packet.retain && packet.brokerId !== aedes.id) void persistence.storeRetained(packet)
       done()
     })
@@ -285,6 +316,7 @@ export default fp<BrokerOptions>(async function brokerPlugin (app, { maxRefusals
 
   app.addHook('preClose', async () => {
     for (const task of closingTasks) await task().catch(error => app.log.warn({ err: error }, 'a task before the broker closed failed'))
+    if (mq !== undefined) await lastPublishesDelivered(mq, aedes.id, app.clock)
     const closing = tcp === undefined ? Promise.resolve() : new Promise(resolve => tcp!.close(resolve))
     await new Promise<void>(resolve => aedes.close(() => resolve()))
     await closing
