@@ -7,6 +7,7 @@ import { InvalidEvent, StreamVersionConflict } from '../src/errors.ts'
 import { openDatabase, type Db } from '../src/store/database.ts'
 import { EventStore } from '../src/store/event-store.ts'
 import { chainHash, decodeData, encodeData, GENESIS_HASH } from '../src/store/recorded-event.ts'
+import { threadExecArgv } from '../src/store/thread-bundle.ts'
 import { verifyChain, verifyChainInParallel, verifyChainInSteps } from '../src/store/verify.ts'
 import { tempDir } from './helpers/service.ts'
 
@@ -241,6 +242,14 @@ t.test('each mode of connection gets the settings it states, none silently refus
   t.teardown(() => bulk.close())
   t.same([setting(bulk, 'journal_mode'), setting(bulk, 'synchronous'), setting(bulk, 'page_size'), setting(bulk, 'locking_mode')],
     ['memory', 0, 4096, 'exclusive'], 'a bulk build: no journal on disk, no fsync, 4 KB pages, nobody else reading')
+})
+
+t.test("the store's threads start without the process's module loaders, and with its other flags", async t => {
+  // This file runs under tap's loaders and tsx's (--import): a thread given them starts each one's loader thread.
+  t.ok(process.execArgv.some(flag => flag.startsWith('--import')), 'the test process has loaders to leave out')
+  t.same(threadExecArgv(), process.execArgv.filter(flag => !flag.startsWith('--import')))
+  t.same(threadExecArgv(['--import', 'tsx', '--cpu-prof', '-r', './hook.cjs', '--max-old-space-size=100']), ['--cpu-prof', '--max-old-space-size=100'], 'a loader named in the next argument goes with it')
+  t.same(threadExecArgv(['--loader=a.mjs', '--experimental-loader', 'b.mjs', '--require=c.cjs', '--enable-source-maps']), ['--enable-source-maps'])
 })
 
 t.test('events are recorded at the injected clock', async t => {

@@ -6,7 +6,7 @@ import { InvalidEvent, ReadOnlyLog, StoreUnavailable, StreamVersionConflict } fr
 import { openDatabase, type Db } from './database.ts'
 import type { Projection } from './projection.ts'
 import { decodeRow, encodeData, GENESIS_HASH, isoTime, type EventRow, type RecordedEvent } from './recorded-event.ts'
-import { writerBundle } from './thread-bundle.ts'
+import { threadExecArgv, writerBundle } from './thread-bundle.ts'
 import { FIELD, ROW, type WriterAppended, type WriterInit, type WriterLimitReply, type WriterReady, type WriterReply, type WriterRequest, type WriterSynced } from './writer.ts'
 
 /**
@@ -209,7 +209,7 @@ export class EventStore {
   static async open ({ path, projections, clock, maxGroup = 200, log, readOnly = false, postgresUrl }: EventStoreOptions): Promise<EventStore> {
     if (readOnly) return EventStore.openReadOnly(path, projections, clock, log)
     const workerData: WriterInit = { path, projectionsModule: String(projections.module), projectionsExport: projections.export, postgresUrl }
-    const worker = new Worker(await writerBundle(workerData.projectionsModule) ?? new URL('./writer-thread.mjs', import.meta.url), { workerData })
+    const worker = new Worker(await writerBundle(workerData.projectionsModule) ?? new URL('./writer-thread.mjs', import.meta.url), { workerData, execArgv: threadExecArgv() })
     const ready = await new Promise<WriterReady>((resolve, reject) => {
       const exited = (code: number) => failed(new Error(`the log's writer thread exited (${code}) before it was ready`))
       const failed = (error: Error) => { worker.off('message', started); reject(error) }

@@ -6,6 +6,25 @@ import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const require = createRequire(import.meta.url)
+
+const LOADER_FLAGS = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader'])
+
+/**
+ * The process's Node flags for a thread of the store, without its module loaders: a worker inherits
+ * them, and each `--import` of a loader (tsx's, a test runner's) starts a loader thread of its own
+ * and runs its hooks for every module (about 0.6 s a thread under tap). The bundle needs none, and
+ * the threads that run TypeScript register tsx themselves.
+ */
+export function threadExecArgv (execArgv: readonly string[] = process.execArgv): string[] {
+  const kept: string[] = []
+  for (let i = 0; i < execArgv.length; i++) {
+    const flag = execArgv[i]!
+    const name = flag.split('=', 1)[0]!
+    if (!LOADER_FLAGS.has(name)) kept.push(flag)
+    else if (!flag.includes('=')) i++
+  }
+  return kept
+}
 const bundles = new Map<string, Promise<URL | undefined>>()
 
 /**

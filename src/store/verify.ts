@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os'
 import { parentPort, Worker, workerData } from 'node:worker_threads'
 import { namesById, openDatabase, type Db } from './database.ts'
 import { chainHashHex, GENESIS_HASH, isoTime } from './chain.ts'
+import { threadExecArgv } from './thread-bundle.ts'
 
 export type VerifyResult =
   | { ok: true, count: number, head: string }
@@ -93,7 +94,7 @@ export async function verifyChainInParallel (path: string, onProgress: (checked:
   const task: ChunkTask = { path, last, shared: new SharedArrayBuffer(8) }
   const threads = Math.max(1, Math.min(availableParallelism(), Math.ceil(last / (2 * CHUNK))))
   const others = Array.from({ length: threads - 1 }, () => new Promise<VerifyResult[]>((resolve, reject) => {
-    const worker = new Worker(new URL('./verify-thread.mjs', import.meta.url), { workerData: task })
+    const worker = new Worker(new URL('./verify-thread.mjs', import.meta.url), { workerData: task, execArgv: threadExecArgv() })
     worker.once('message', (broken: VerifyResult[]) => { resolve(broken); void worker.terminate() })
     worker.once('error', reject)
   }))
