@@ -25,6 +25,7 @@ export function threadExecArgv (execArgv: readonly string[] = process.execArgv):
   }
   return kept
 }
+
 const bundles = new Map<string, Promise<URL | undefined>>()
 
 /**
